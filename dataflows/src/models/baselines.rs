@@ -1,0 +1,69 @@
+//! The baselines every learned model must beat: persistence (the price stays
+//! where it is: zero return) and drift (an EWMA of realised horizon returns).
+
+use super::OnlineModel;
+use crate::features::Features;
+
+/// Predicts no change.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Persistence;
+
+impl OnlineModel for Persistence {
+    fn name(&self) -> &'static str {
+        super::PERSISTENCE
+    }
+    fn predict(&self, _x: &Features) -> f64 {
+        0.0
+    }
+    fn learn(&mut self, _x: &Features, _y: f64) -> bool {
+        false
+    }
+}
+
+/// Predicts the exponentially weighted mean of past realised returns.
+#[derive(Clone, Copy, Debug)]
+pub struct EwmaDrift {
+    alpha: f64,
+    mean: f64,
+}
+
+impl EwmaDrift {
+    /// A drift model with smoothing factor `alpha` in (0, 1].
+    pub fn new(alpha: f64) -> Self {
+        EwmaDrift { alpha: alpha.clamp(1e-6, 1.0), mean: 0.0 }
+    }
+}
+
+impl OnlineModel for EwmaDrift {
+    fn name(&self) -> &'static str {
+        "ewma_drift"
+    }
+    fn predict(&self, _x: &Features) -> f64 {
+        self.mean
+    }
+    fn learn(&mut self, _x: &Features, y: f64) -> bool {
+        if !y.is_finite() {
+            return false;
+        }
+        self.mean += self.alpha * (y - self.mean);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_tracks_the_mean() {
+        let mut m = EwmaDrift::new(0.5);
+        let x = Features::default();
+        m.learn(&x, 1.0);
+        assert_eq!(m.predict(&x), 0.5);
+        m.learn(&x, 1.0);
+        assert_eq!(m.predict(&x), 0.75);
+        m.learn(&x, f64::NAN);
+        assert_eq!(m.predict(&x), 0.75);
+        assert_eq!(Persistence.predict(&x), 0.0);
+    }
+}

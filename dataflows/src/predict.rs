@@ -1,0 +1,288 @@
+//! Per-symbol prediction: features, online models, prequential scoring.
+//!
+//! Bars arrive on the worker that owns their symbol. Once the frontier has
+//! passed a time, the bars at that time are processed in (end, symbol)
+//! order. For each bar t of a symbol and each horizon h:
+//!   1. predictions made at bar t−h are scored against the realised log
+//!      return from t−h to t, exactly once, and each model then learns from
+//!      (features at t−h, realised return) — prequential, no look-ahead;
+//!   2. each model predicts the return from t to t+h from the features at t.
+//!
+//! The current prediction per (symbol, horizon, model) is maintained as a
+//! differential collection: a new prediction is emitted with +1 and the one
+//! it replaces with −1, at the same time.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
+use tracing::warn;
+
+use crate::bars::Bar;
+use crate::features::{FeatureState, Features};
+use crate::models::{ModelSet, OnlineModel};
+use crate::num::F64;
+
+/// One model's prediction for one (symbol, horizon) made at a bar close.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Symbol.
+    pub symbol: String,
+    /// Horizon in bars.
+    pub horizon_bars: u32,
+    /// Model name.
+    pub model: String,
+    /// Horizon in ms.
+    pub horizon_ms: u64,
+    /// Close time of the bar the prediction was made at (epoch ms).
+    pub made_at_ms: u64,
+    /// Close time of the bar it predicts (epoch ms).
+    pub target_at_ms: u64,
+    /// Close price at `made_at_ms`.
+    pub base_price: F64,
+    /// Predicted log return from `made_at_ms` to `target_at_ms`.
+    pub predicted_return: F64,
+    /// `base_price · exp(predicted_return)`.
+    pub predicted_price: F64,
+}
+
+/// A prediction scored against its realised outcome.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Score {
+    /// Symbol.
+    pub symbol: String,
+    /// Horizon in bars.
+    pub horizon_bars: u32,
+    /// Model name.
+    pub model: String,
+    /// When the prediction was made.
+    pub made_at_ms: u64,
+    /// When its outcome became known.
+    pub target_at_ms: u64,
+    /// What the model said.
+    pub predicted_return: F64,
+    /// What happened.
+    pub realized_return: F64,
+}
+
+impl Score {
+    /// Prediction error (predicted − realised).
+    pub fn error(&self) -> f64 {
+        self.predicted_return.0 - self.realized_return.0
+    }
+    /// True when the prediction had the sign of the outcome (zero is no call).
+    pub fn hit(&self) -> bool {
+        self.predicted_return.0 * self.realized_return.0 > 0.0
+    }
+}
+
+/// What the predictor emits.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ModelEvent {
+    /// A change to the current-prediction collection (+1 new, −1 replaced).
+    Current(Prediction, isize),
+    /// A scored prediction.
+    Score(Score),
+}
+
+/// Predictor settings.
+#[derive(Clone, Debug)]
+pub struct PredictConfig {
+    /// Horizons in bars.
+    pub horizons: Vec<u32>,
+    /// Bars of history before the first prediction.
+    pub warmup: u64,
+    /// Bar length (to turn horizons into ms).
+    pub interval_ms: u64,
+    /// The models to run.
+    pub models: ModelSet,
+}
+
+impl Default for PredictConfig {
+    fn default() -> Self {
+        PredictConfig { horizons: vec![1, 5], warmup: 20, interval_ms: 1_000, models: ModelSet::default() }
+    }
+}
+
+struct Pending {
+    made_at: u64,
+    base: f64,
+    x: Features,
+    preds: Vec<f64>,
+}
+
+struct HorizonState {
+    h: u32,
+    models: Vec<Box<dyn OnlineModel>>,
+    pending: VecDeque<Pending>,
+    current: Vec<Option<Prediction>>,
+}
+
+struct SymbolState {
+    features: FeatureState,
+    horizons: Vec<HorizonState>,
+}
+
+impl SymbolState {
+    fn new(config: &PredictConfig) -> Self {
+        SymbolState {
+            features: FeatureState::new(config.warmup),
+            horizons: config
+                .horizons
+                .iter()
+                .map(|&h| {
+                    let models = config.models.instantiate();
+                    let n = models.len();
+                    HorizonState { h, models, pending: VecDeque::new(), current: vec![None; n] }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Processes one bar of one symbol, appending what it produces to `out`.
+fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut Vec<ModelEvent>) {
+    if bar.after_gap {
+        for hs in state.horizons.iter_mut() {
+            for cur in hs.current.iter_mut() {
+                if let Some(p) = cur.take() {
+                    out.push(ModelEvent::Current(p, -1));
+                }
+            }
+            hs.pending.clear();
+        }
+        state.features = FeatureState::new(config.warmup);
+    }
+    let x = state.features.update(bar);
+    let close = bar.close.0;
+    for hs in state.horizons.iter_mut() {
+        let horizon_ms = u64::from(hs.h) * config.interval_ms;
+        while let Some(front) = hs.pending.front() {
+            let due = front.made_at + horizon_ms;
+            if due > bar.end_ms {
+                break;
+            }
+            let p = hs.pending.pop_front().expect("front exists");
+            if due < bar.end_ms {
+                continue; // unreachable with gap filling; never score against the wrong bar
+            }
+            let y = (close / p.base).ln();
+            for (m, model) in hs.models.iter_mut().enumerate() {
+                out.push(ModelEvent::Score(Score {
+                    symbol: bar.symbol.clone(),
+                    horizon_bars: hs.h,
+                    model: model.name().to_string(),
+                    made_at_ms: p.made_at,
+                    target_at_ms: bar.end_ms,
+                    predicted_return: F64(p.preds[m]),
+                    realized_return: F64(y),
+                }));
+                if model.learn(&p.x, y) {
+                    warn!(symbol = %bar.symbol, model = model.name(), horizon = hs.h, "model reset after divergence");
+                }
+            }
+        }
+        let Some(x) = x else { continue };
+        let mut preds = Vec::with_capacity(hs.models.len());
+        for (m, model) in hs.models.iter().enumerate() {
+            let r = model.predict(&x);
+            let r = if r.is_finite() { r } else { 0.0 };
+            preds.push(r);
+            let pred = Prediction {
+                symbol: bar.symbol.clone(),
+                horizon_bars: hs.h,
+                model: model.name().to_string(),
+                horizon_ms,
+                made_at_ms: bar.end_ms,
+                target_at_ms: bar.end_ms + horizon_ms,
+                base_price: bar.close,
+                predicted_return: F64(r),
+                predicted_price: F64(close * r.exp()),
+            };
+            if let Some(old) = hs.current[m].replace(pred.clone()) {
+                out.push(ModelEvent::Current(old, -1));
+            }
+            out.push(ModelEvent::Current(pred, 1));
+        }
+        hs.pending.push_back(Pending { made_at: bar.end_ms, base: close, x, preds });
+    }
+}
+
+/// Builds the predictor. Bars must already be partitioned by symbol (they
+/// are, coming from [`crate::bars::bars`]), so this is pipelined. Each event
+/// is paired with the timely time it is emitted at (the close of the real bar
+/// that triggered it; gap-filled bars ride on the next real bar), which is
+/// the time to use for collection updates derived from it.
+pub fn predictor<'s>(bars: StreamVec<'s, u64, Bar>, config: PredictConfig) -> StreamVec<'s, u64, (ModelEvent, u64)> {
+    bars.unary_frontier(Pipeline, "Predict", move |_cap, _info| {
+        let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Bar>)> = BTreeMap::new();
+        let mut symbols: BTreeMap<String, SymbolState> = BTreeMap::new();
+        let mut out = Vec::new();
+        move |(input, frontier), output| {
+            input.for_each_stamp(|cap, data| {
+                let Some(&time) = cap.least() else { return };
+                let slot = stash
+                    .entry(time)
+                    .or_insert_with(|| (cap.delayed(&time, output.output_index()), Vec::new()));
+                slot.1.extend(data.flat_map(|d| d.drain(..)));
+            });
+            while let Some(entry) = stash.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let time = *entry.key();
+                let (cap, mut bars) = entry.remove();
+                bars.sort_by(|a, b| (a.end_ms, &a.symbol).cmp(&(b.end_ms, &b.symbol)));
+                for bar in &bars {
+                    let st = symbols.entry(bar.symbol.clone()).or_insert_with(|| SymbolState::new(&config));
+                    on_bar(st, bar, &config, &mut out);
+                }
+                output.session(&cap).give_iterator(out.drain(..).map(|e| (e, time)));
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bars::flat_bar;
+
+    #[test]
+    fn scores_each_prediction_once_at_its_target() {
+        let config = PredictConfig { horizons: vec![1, 3], warmup: 6, interval_ms: 1_000, models: ModelSet::default() };
+        let mut st = SymbolState::new(&config);
+        let mut out = Vec::new();
+        let closes: Vec<f64> = (0..30).map(|i| 100.0 + (i as f64 * 0.7).sin()).collect();
+        for (i, c) in closes.iter().enumerate() {
+            let bar = flat_bar("A-B", i as u64 * 1_000, 1_000, F64(*c));
+            on_bar(&mut st, &bar, &config, &mut out);
+        }
+        let scores: Vec<&Score> = out
+            .iter()
+            .filter_map(|e| if let ModelEvent::Score(s) = e { Some(s) } else { None })
+            .collect();
+        let models = config.models.names().len();
+        // Predictions start at bar index 5 (the 6th bar); horizon h scores bars 5..30-h.
+        assert_eq!(scores.iter().filter(|s| s.horizon_bars == 1).count(), (30 - 5 - 1) * models);
+        assert_eq!(scores.iter().filter(|s| s.horizon_bars == 3).count(), (30 - 5 - 3) * models);
+        for s in &scores {
+            assert_eq!(s.target_at_ms - s.made_at_ms, u64::from(s.horizon_bars) * 1_000);
+            let t = (s.target_at_ms / 1_000 - 1) as usize;
+            let m = (s.made_at_ms / 1_000 - 1) as usize;
+            assert!((s.realized_return.0 - (closes[t] / closes[m]).ln()).abs() < 1e-12);
+        }
+        // The current collection nets to one prediction per (horizon, model).
+        let mut net: BTreeMap<(u32, String), isize> = BTreeMap::new();
+        for e in &out {
+            if let ModelEvent::Current(p, d) = e {
+                *net.entry((p.horizon_bars, p.model.clone())).or_default() += d;
+            }
+        }
+        assert_eq!(net.len(), 2 * models);
+        assert!(net.values().all(|d| *d == 1));
+    }
+}

@@ -1,0 +1,305 @@
+//! The tick source: raw records from partitioned storage (Kafka, a file, a
+//! vector in a test) become timestamped ticks and rejects.
+//!
+//! Time semantics. Each tick is emitted at a timely time at or before its
+//! event time (the source's current capability). Each partition
+//! keeps a watermark, `max event time seen − allowed lateness`; a tick below
+//! its partition's watermark (or below the worker's capability) is rejected
+//! as `late`. Because the lateness decision depends only on the order of
+//! records inside a partition, it is the same whichever worker owns the
+//! partition. The worker's capability follows the least watermark of its
+//! partitions that are not idle; a partition is idle once the reader reported
+//! its end and nothing arrived for `idle_timeout` (wall clock). When every
+//! owned partition is idle the capability may follow the wall clock minus
+//! `idle_lag` so that a quiet worker does not stall the others in live mode
+//! (disable with `idle_lag = None` for backtests produced while consumed).
+//!
+//! Which worker reads which partition is decided by the caller with
+//! [`owns_partition`], a pure function of (partition, worker index, peers).
+//!
+//! This operator never panics on input; a reader error is logged and retried.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::OkErr;
+use timely::dataflow::{Scope, StreamVec};
+use tracing::warn;
+
+use crate::tick::{decode, Position, Reject, RejectReason, Tick, ValidationLimits};
+
+/// Does worker `index` of `peers` own `partition`?
+pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
+    partition >= 0 && (partition as usize) % peers == index
+}
+
+/// One raw record.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// Where it came from.
+    pub pos: Position,
+    /// The payload bytes (JSON for the tick schema).
+    pub payload: Vec<u8>,
+}
+
+/// What a reader reports.
+#[derive(Clone, Debug)]
+pub enum SourceEvent {
+    /// A record.
+    Record(Record),
+    /// The reader has consumed everything currently in this partition.
+    PartitionEof(i32),
+}
+
+/// A per-worker reader of the partitions this worker owns.
+pub trait RecordReader: 'static {
+    /// The partitions this reader owns.
+    fn partitions(&self) -> Vec<i32>;
+    /// Appends up to `max` events that are available now; must not block long.
+    fn poll(&mut self, max: usize, out: &mut Vec<SourceEvent>) -> Result<(), String>;
+    /// True once the reader will never produce anything again (bounded input).
+    fn finished(&self) -> bool;
+}
+
+/// Where the source's wall clock comes from (a fixed clock in tests).
+pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system wall clock in epoch ms.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    })
+}
+
+/// Source settings.
+#[derive(Clone)]
+pub struct SourceConfig {
+    /// Allowed lateness behind the partition's max event time, ms.
+    pub lateness_ms: u64,
+    /// Allowed clock skew into the future, ms.
+    pub max_future_ms: u64,
+    /// Wall time after a partition's end before it stops holding back time.
+    pub idle_timeout: Duration,
+    /// When all owned partitions are idle, hold time at `now − idle_lag`
+    /// (None: hold it where it is).
+    pub idle_lag_ms: Option<u64>,
+    /// Records per activation, so one worker cannot starve the others.
+    pub batch: usize,
+    /// The wall clock for the future-timestamp check and idle advance.
+    pub clock: Clock,
+}
+
+impl SourceConfig {
+    /// Defaults: 2 s lateness, 60 s future skew, 1 s idle timeout, idle lag
+    /// of 10 s, the system clock.
+    pub fn new() -> Self {
+        SourceConfig {
+            lateness_ms: 2_000,
+            max_future_ms: 60_000,
+            idle_timeout: Duration::from_secs(1),
+            idle_lag_ms: Some(10_000),
+            batch: 4096,
+            clock: system_clock(),
+        }
+    }
+
+    /// Sets the allowed lateness.
+    pub fn with_lateness_ms(mut self, ms: u64) -> Self {
+        self.lateness_ms = ms;
+        self
+    }
+
+    /// Sets the allowed future skew.
+    pub fn with_max_future_ms(mut self, ms: u64) -> Self {
+        self.max_future_ms = ms;
+        self
+    }
+
+    /// Sets (or disables, with None) the idle advance lag.
+    pub fn with_idle_lag_ms(mut self, ms: Option<u64>) -> Self {
+        self.idle_lag_ms = ms;
+        self
+    }
+
+    /// Sets the clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Default)]
+struct PartitionState {
+    max_ts: Option<u64>,
+    eof_since: Option<Instant>,
+}
+
+/// Builds the source operator; returns (ticks at event time, rejects).
+pub fn tick_source<'s, R: RecordReader>(
+    scope: Scope<'s, u64>,
+    name: &str,
+    mut reader: R,
+    config: SourceConfig,
+) -> (StreamVec<'s, u64, Tick>, StreamVec<'s, u64, Reject>) {
+    let SourceConfig { lateness_ms, max_future_ms, idle_timeout, idle_lag_ms, batch, clock } = config;
+    let both = source::<_, CapacityContainerBuilder<Vec<Result<Tick, Reject>>>, _, _>(scope, name, |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut partitions: BTreeMap<i32, PartitionState> =
+            reader.partitions().into_iter().map(|p| (p, PartitionState::default())).collect();
+        // A worker that owns nothing can never emit: release time at once.
+        let mut cap = if partitions.is_empty() { None } else { Some(cap) };
+        let mut events = Vec::with_capacity(batch);
+        let mut last_error: Option<String> = None;
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            events.clear();
+            match reader.poll(batch, &mut events) {
+                Ok(()) => last_error = None,
+                Err(e) => {
+                    if last_error.as_ref() != Some(&e) {
+                        warn!(error = %e, "source read failed; retrying");
+                    }
+                    last_error = Some(e);
+                }
+            }
+            let now = clock();
+            let limits = ValidationLimits { now_ms: now, max_future_ms };
+            let got_records = events.iter().any(|e| matches!(e, SourceEvent::Record(_)));
+            for event in events.drain(..) {
+                match event {
+                    SourceEvent::PartitionEof(p) => {
+                        if let Some(st) = partitions.get_mut(&p) {
+                            st.eof_since.get_or_insert_with(Instant::now);
+                        }
+                    }
+                    SourceEvent::Record(rec) => {
+                        let st = partitions.entry(rec.pos.partition).or_default();
+                        st.eof_since = None;
+                        match decode(&rec.payload, rec.pos, limits) {
+                            Err(reject) => output.session(&*c).give(Err(*reject)),
+                            Ok(tick) => {
+                                let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
+                                if tick.ts_ms < wm || tick.ts_ms < *c.time() {
+                                    let detail = format!(
+                                        "ts {} is behind the watermark {} (allowed lateness {} ms)",
+                                        tick.ts_ms,
+                                        wm.max(*c.time()),
+                                        lateness_ms
+                                    );
+                                    let reject = Reject::of_tick(&tick, RejectReason::Late, detail);
+                                    output.session(&*c).give(Err(reject));
+                                } else {
+                                    st.max_ts = Some(st.max_ts.map_or(tick.ts_ms, |m| m.max(tick.ts_ms)));
+                                    // Emitting at the capability (<= ts) is sound: bars are closed
+                                    // by the frontier, which cannot pass ts until this is delivered.
+                                    output.session(&*c).give(Ok(tick));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if reader.finished() {
+                cap = None;
+                return;
+            }
+            // Advance time to the least watermark of the partitions that are not idle.
+            let idle = |st: &PartitionState| st.eof_since.is_some_and(|t| t.elapsed() >= idle_timeout);
+            let active_min = partitions
+                .values()
+                .filter(|st| !idle(st))
+                .map(|st| st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms)))
+                .min();
+            let target = match (active_min, idle_lag_ms) {
+                (Some(wm), _) => wm,
+                (None, Some(lag)) => now.saturating_sub(lag),
+                (None, None) => *c.time(),
+            };
+            if target > *c.time() {
+                c.downgrade(&target);
+            }
+            if got_records {
+                activator.activate();
+            } else {
+                activator.activate_after(Duration::from_millis(5));
+            }
+        }
+    });
+    both.ok_err(|r| r)
+}
+
+/// A reader over records held in memory, for tests and benchmarks: it hands
+/// out the records of its partitions in order and then finishes.
+pub struct VecReader {
+    partitions: Vec<i32>,
+    records: std::collections::VecDeque<Record>,
+}
+
+impl VecReader {
+    /// A reader for worker `index` of `peers` over all records of a topic;
+    /// keeps those in partitions it owns, in their order.
+    pub fn for_worker(all: &[Record], num_partitions: i32, index: usize, peers: usize) -> Self {
+        let partitions: Vec<i32> = (0..num_partitions).filter(|p| owns_partition(*p, index, peers)).collect();
+        let records = all.iter().filter(|r| owns_partition(r.pos.partition, index, peers)).cloned().collect();
+        VecReader { partitions, records }
+    }
+}
+
+impl RecordReader for VecReader {
+    fn partitions(&self) -> Vec<i32> {
+        self.partitions.clone()
+    }
+
+    fn poll(&mut self, max: usize, out: &mut Vec<SourceEvent>) -> Result<(), String> {
+        let n = max.min(self.records.len());
+        out.extend(self.records.drain(..n).map(SourceEvent::Record));
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Assigns payloads to partitions the way a keyed producer does here
+/// (stable hash of the symbol), numbering offsets per partition.
+pub fn partition_records(payloads: impl IntoIterator<Item = (String, Vec<u8>)>, num_partitions: i32) -> Vec<Record> {
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    payloads
+        .into_iter()
+        .map(|(key, payload)| {
+            let partition = (crate::num::stable_hash(&key) % num_partitions as u64) as i32;
+            let off = next.entry(partition).or_insert(0);
+            let pos = Position { partition, offset: *off };
+            *off += 1;
+            Record { pos, payload }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_is_a_partition_of_partitions() {
+        for peers in 1..6 {
+            for p in 0..16 {
+                let owners = (0..peers).filter(|i| owns_partition(p, *i, peers)).count();
+                assert_eq!(owners, 1);
+            }
+        }
+        assert!(!owns_partition(-1, 0, 1));
+    }
+}
