@@ -1,0 +1,14 @@
+//! cryptoflow's I/O and wiring around the `dataflows` crate: Kafka source and
+//! producer, the broker launcher, the Delta warehouse, the HTTP server, the
+//! simulated feed, and the `run` / `demo` entry points used by the binary,
+//! the integration tests and the benchmarks.
+
+pub mod broker;
+pub mod demo;
+pub mod feed;
+pub mod files;
+pub mod http;
+pub mod kafka;
+pub mod pipeline;
+pub mod state;
+pub mod warehouse;

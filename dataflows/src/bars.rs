@@ -66,7 +66,10 @@ pub struct BarConfig {
 
 impl Default for BarConfig {
     fn default() -> Self {
-        BarConfig { interval_ms: 1_000, max_fill: 300 }
+        BarConfig {
+            interval_ms: 1_000,
+            max_fill: 300,
+        }
     }
 }
 
@@ -79,7 +82,7 @@ pub fn bar_bounds(ts_ms: u64, interval_ms: u64) -> (u64, u64) {
 /// Aggregates the ticks of one symbol in one bar. `ticks` must be non-empty;
 /// they are sorted here, so the caller's order does not matter.
 pub fn aggregate(symbol: &str, start_ms: u64, end_ms: u64, ticks: &mut [Tick]) -> Bar {
-    ticks.sort_by(|a, b| (a.ts_ms, a.pos).cmp(&(b.ts_ms, b.pos)));
+    ticks.sort_by_key(|t| (t.ts_ms, t.pos));
     let first = ticks[0].price.0;
     let mut bar = Bar {
         symbol: symbol.to_string(),
@@ -136,8 +139,15 @@ pub fn flat_bar(symbol: &str, start_ms: u64, interval_ms: u64, prev_close: F64) 
 
 /// Gap handling between the last emitted bar of a symbol and a new one:
 /// returns the flat bars to insert and whether the new bar follows a gap.
-pub fn fill_gap(symbol: &str, last: Option<(u64, F64)>, next_start: u64, config: BarConfig) -> (Vec<Bar>, bool) {
-    let Some((last_end, last_close)) = last else { return (Vec::new(), false) };
+pub fn fill_gap(
+    symbol: &str,
+    last: Option<(u64, F64)>,
+    next_start: u64,
+    config: BarConfig,
+) -> (Vec<Bar>, bool) {
+    let Some((last_end, last_close)) = last else {
+        return (Vec::new(), false);
+    };
     if next_start <= last_end {
         return (Vec::new(), false);
     }
@@ -146,7 +156,14 @@ pub fn fill_gap(symbol: &str, last: Option<(u64, F64)>, next_start: u64, config:
         return (Vec::new(), true);
     }
     let bars = (0..missing)
-        .map(|k| flat_bar(symbol, last_end + k * config.interval_ms, config.interval_ms, last_close))
+        .map(|k| {
+            flat_bar(
+                symbol,
+                last_end + k * config.interval_ms,
+                config.interval_ms,
+                last_close,
+            )
+        })
         .collect();
     (bars, false)
 }
@@ -160,7 +177,10 @@ struct OpenBar {
 /// at their end time on the worker that owns the symbol.
 pub fn bars<'s>(ticks: StreamVec<'s, u64, Tick>, config: BarConfig) -> StreamVec<'s, u64, Bar> {
     let interval = config.interval_ms.max(1);
-    let config = BarConfig { interval_ms: interval, ..config };
+    let config = BarConfig {
+        interval_ms: interval,
+        ..config
+    };
     ticks.unary_frontier(
         Exchange::new(|t: &Tick| stable_hash(&t.symbol)),
         "Bars",
@@ -177,7 +197,10 @@ pub fn bars<'s>(ticks: StreamVec<'s, u64, Tick>, config: BarConfig) -> StreamVec
                             cap: cap.delayed(&end, output.output_index()),
                             by_symbol: BTreeMap::new(),
                         });
-                        slot.by_symbol.entry(tick.symbol.clone()).or_default().push(tick);
+                        slot.by_symbol
+                            .entry(tick.symbol.clone())
+                            .or_default()
+                            .push(tick);
                     }
                 });
                 while let Some(entry) = open.first_entry() {
@@ -189,7 +212,8 @@ pub fn bars<'s>(ticks: StreamVec<'s, u64, Tick>, config: BarConfig) -> StreamVec
                     let mut session = output.session(&cap);
                     for (symbol, mut ticks) in by_symbol {
                         let bar = aggregate(&symbol, end - interval, end, &mut ticks);
-                        let (fill, after_gap) = fill_gap(&symbol, last.get(&symbol).copied(), bar.start_ms, config);
+                        let (fill, after_gap) =
+                            fill_gap(&symbol, last.get(&symbol).copied(), bar.start_ms, config);
                         session.give_iterator(fill.into_iter());
                         last.insert(symbol, (bar.end_ms, bar.close));
                         session.give(Bar { after_gap, ..bar });
@@ -214,7 +238,10 @@ mod tests {
             size: F64(size),
             side,
             trade_id: None,
-            pos: Position { partition: 0, offset: off },
+            pos: Position {
+                partition: 0,
+                offset: off,
+            },
         }
     }
 
@@ -243,11 +270,19 @@ mod tests {
 
     #[test]
     fn gaps_are_filled_or_flagged() {
-        let cfg = BarConfig { interval_ms: 1_000, max_fill: 3 };
+        let cfg = BarConfig {
+            interval_ms: 1_000,
+            max_fill: 3,
+        };
         let (fill, gap) = fill_gap("X-Y", Some((5_000, F64(7.0))), 8_000, cfg);
         assert!(!gap);
-        assert_eq!(fill.iter().map(|b| b.start_ms).collect::<Vec<_>>(), vec![5_000, 6_000, 7_000]);
-        assert!(fill.iter().all(|b| b.filled && b.close.0 == 7.0 && b.volume.0 == 0.0));
+        assert_eq!(
+            fill.iter().map(|b| b.start_ms).collect::<Vec<_>>(),
+            vec![5_000, 6_000, 7_000]
+        );
+        assert!(fill
+            .iter()
+            .all(|b| b.filled && b.close.0 == 7.0 && b.volume.0 == 0.0));
         let (fill, gap) = fill_gap("X-Y", Some((5_000, F64(7.0))), 9_000, cfg);
         assert!(gap && fill.is_empty());
         assert_eq!(fill_gap("X-Y", None, 9_000, cfg).0.len(), 0);

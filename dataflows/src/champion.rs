@@ -41,7 +41,11 @@ pub struct ChampionConfig {
 
 impl Default for ChampionConfig {
     fn default() -> Self {
-        ChampionConfig { window_ms: 15 * 60 * 1_000, min_samples: 30, min_skill: 0.005 }
+        ChampionConfig {
+            window_ms: 15 * 60 * 1_000,
+            min_samples: 30,
+            min_skill: 0.005,
+        }
     }
 }
 
@@ -101,8 +105,14 @@ pub fn choose(stats: &[ModelStats], min_samples: i64, min_skill: f64) -> Champio
     }
     let best = stats
         .iter()
-        .filter(|s| s.model != PERSISTENCE && s.n >= min_samples && s.mse < base_mse * (1.0 - min_skill))
-        .min_by(|a, b| a.mse.total_cmp(&b.mse).then_with(|| simplicity(&a.model).cmp(&simplicity(&b.model))));
+        .filter(|s| {
+            s.model != PERSISTENCE && s.n >= min_samples && s.mse < base_mse * (1.0 - min_skill)
+        })
+        .min_by(|a, b| {
+            a.mse
+                .total_cmp(&b.mse)
+                .then_with(|| simplicity(&a.model).cmp(&simplicity(&b.model)))
+        });
     match best {
         None => fallback(format!("no model beat persistence by {min_skill} skill (mse {base_mse:.3e} over {base_n} scores)")),
         Some(s) => {
@@ -159,7 +169,10 @@ pub fn champions<'s>(
     min_skill: f64,
 ) -> VecCollection<'s, u64, (SeriesKey, Champion), isize> {
     window.reduce_named("Champion", move |_key, input, output| {
-        let stats: Vec<ModelStats> = input.iter().map(|(model, sums)| stats_of(model, sums)).collect();
+        let stats: Vec<ModelStats> = input
+            .iter()
+            .map(|(model, sums)| stats_of(model, sums))
+            .collect();
         output.push((choose(&stats, min_samples, min_skill), 1));
     })
 }
@@ -179,16 +192,45 @@ mod tests {
     use super::*;
 
     fn st(model: &str, n: i64, mse: f64) -> ModelStats {
-        ModelStats { model: model.into(), n, mse, hit_rate: 0.5 }
+        ModelStats {
+            model: model.into(),
+            n,
+            mse,
+            hit_rate: 0.5,
+        }
     }
 
     #[test]
     fn rule() {
-        assert_eq!(choose(&[st(PERSISTENCE, 5, 1.0), st("rls", 50, 0.1)], 30, 0.0).model, PERSISTENCE);
-        assert_eq!(choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 50, 0.5)], 30, 0.0).model, "rls");
-        assert_eq!(choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 50, 1.0)], 30, 0.0).model, PERSISTENCE);
-        assert_eq!(choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 50, 0.5), st("ewma_drift", 50, 0.5)], 30, 0.0).model, "ewma_drift");
-        assert_eq!(choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 20, 0.1)], 30, 0.0).model, PERSISTENCE);
+        assert_eq!(
+            choose(&[st(PERSISTENCE, 5, 1.0), st("rls", 50, 0.1)], 30, 0.0).model,
+            PERSISTENCE
+        );
+        assert_eq!(
+            choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 50, 0.5)], 30, 0.0).model,
+            "rls"
+        );
+        assert_eq!(
+            choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 50, 1.0)], 30, 0.0).model,
+            PERSISTENCE
+        );
+        assert_eq!(
+            choose(
+                &[
+                    st(PERSISTENCE, 50, 1.0),
+                    st("rls", 50, 0.5),
+                    st("ewma_drift", 50, 0.5)
+                ],
+                30,
+                0.0
+            )
+            .model,
+            "ewma_drift"
+        );
+        assert_eq!(
+            choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 20, 0.1)], 30, 0.0).model,
+            PERSISTENCE
+        );
         let c = choose(&[st(PERSISTENCE, 50, 1.0), st("rls", 50, 0.25)], 30, 0.0);
         assert!((c.skill.0 - 0.75).abs() < 1e-12);
         assert_eq!(choose(&[], 1, 0.0).model, PERSISTENCE);

@@ -30,7 +30,12 @@ pub struct Features {
 impl Features {
     /// The regression vector: bias, volatility-scaled returns, imbalance.
     pub fn vector(&self) -> [f64; FEATURE_DIM] {
-        [1.0, self.r1 / self.vol, self.r5 / (self.vol * 5f64.sqrt()), self.ofi]
+        [
+            1.0,
+            self.r1 / self.vol,
+            self.r5 / (self.vol * 5f64.sqrt()),
+            self.ofi,
+        ]
     }
 }
 
@@ -49,7 +54,12 @@ const MIN_VOL: f64 = 1e-8;
 impl FeatureState {
     /// Fresh state needing `warmup` bars (at least 6) before producing features.
     pub fn new(warmup: u64) -> Self {
-        FeatureState { closes: VecDeque::with_capacity(6), ewm_var: 0.0, bars_seen: 0, warmup: warmup.max(6) }
+        FeatureState {
+            closes: VecDeque::with_capacity(6),
+            ewm_var: 0.0,
+            bars_seen: 0,
+            warmup: warmup.max(6),
+        }
     }
 
     /// Bars seen since the last reset.
@@ -68,14 +78,27 @@ impl FeatureState {
         self.bars_seen += 1;
         let r1 = prev.map_or(0.0, |p| (close / p).ln());
         if prev.is_some() {
-            self.ewm_var = if self.bars_seen == 2 { r1 * r1 } else { (1.0 - VOL_ALPHA) * self.ewm_var + VOL_ALPHA * r1 * r1 };
+            self.ewm_var = if self.bars_seen == 2 {
+                r1 * r1
+            } else {
+                (1.0 - VOL_ALPHA) * self.ewm_var + VOL_ALPHA * r1 * r1
+            };
         }
         if self.bars_seen < self.warmup || self.closes.len() < 6 {
             return None;
         }
         let r5 = (close / self.closes[0]).ln();
-        let ofi = if bar.volume.0 > 0.0 { (2.0 * bar.buy_volume.0 - bar.volume.0) / bar.volume.0 } else { 0.0 };
-        Some(Features { r1, r5, vol: self.ewm_var.sqrt().max(MIN_VOL), ofi })
+        let ofi = if bar.volume.0 > 0.0 {
+            (2.0 * bar.buy_volume.0 - bar.volume.0) / bar.volume.0
+        } else {
+            0.0
+        };
+        Some(Features {
+            r1,
+            r5,
+            vol: self.ewm_var.sqrt().max(MIN_VOL),
+            ofi,
+        })
     }
 }
 
@@ -93,7 +116,9 @@ mod tests {
 
     #[test]
     fn matches_naive_recomputation() {
-        let closes: Vec<f64> = (0..40).map(|i| 100.0 * (1.0 + 0.01 * ((i * 7 % 11) as f64 - 5.0) / 5.0)).collect();
+        let closes: Vec<f64> = (0..40)
+            .map(|i| 100.0 * (1.0 + 0.01 * ((i * 7 % 11) as f64 - 5.0) / 5.0))
+            .collect();
         let mut st = FeatureState::new(10);
         let mut last = None;
         for (i, c) in closes.iter().enumerate() {
@@ -110,7 +135,11 @@ mod tests {
         let mut v = 0.0;
         for i in 1..n {
             let r = (closes[i] / closes[i - 1]).ln();
-            v = if i == 1 { r * r } else { (1.0 - VOL_ALPHA) * v + VOL_ALPHA * r * r };
+            v = if i == 1 {
+                r * r
+            } else {
+                (1.0 - VOL_ALPHA) * v + VOL_ALPHA * r * r
+            };
         }
         assert!((f.vol - v.sqrt()).abs() < 1e-12 * v.sqrt().max(1.0));
     }

@@ -20,7 +20,9 @@ use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::bars::{bars, Bar, BarConfig};
-use crate::champion::{best_predictions, champions, score_window, Champion, ChampionConfig, SeriesKey};
+use crate::champion::{
+    best_predictions, champions, score_window, Champion, ChampionConfig, SeriesKey,
+};
 use crate::predict::{predictor, ModelEvent, PredictConfig, Prediction, Score};
 use crate::source::{tick_source, RecordReader, SourceConfig};
 use crate::tick::Reject;
@@ -81,9 +83,21 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
     config: PipelineConfig,
     sink: S,
 ) -> ProbeHandle<u64> {
-    let PipelineConfig { source, bars: bar_config, predict, champion } = config;
-    let ChampionConfig { window_ms, min_samples, min_skill } = champion;
-    let predict = PredictConfig { interval_ms: bar_config.interval_ms, ..predict };
+    let PipelineConfig {
+        source,
+        bars: bar_config,
+        predict,
+        champion,
+    } = config;
+    let ChampionConfig {
+        window_ms,
+        min_samples,
+        min_skill,
+    } = champion;
+    let predict = PredictConfig {
+        interval_ms: bar_config.interval_ms,
+        ..predict
+    };
 
     let (ticks, rejects) = tick_source(scope, "KafkaSource(ticks)", reader, source);
     let bars = bars(ticks, bar_config);
@@ -99,7 +113,11 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             ModelEvent::Score(_) => None,
         })
         .as_collection();
-    let champs = champions(score_window(scores.clone(), window_ms), min_samples, min_skill);
+    let champs = champions(
+        score_window(scores.clone(), window_ms),
+        min_samples,
+        min_skill,
+    );
     let best = best_predictions(current.clone(), champs.clone());
 
     let outputs: Vec<StreamVec<'s, u64, (Output, u64)>> = vec![
@@ -107,17 +125,21 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             let t = b.end_ms;
             (Output::Bar(b), t)
         }),
-        current.inner.flat_map(|(p, t, d)| (d > 0).then_some((Output::Prediction(p), t))),
+        current
+            .inner
+            .flat_map(|(p, t, d)| (d > 0).then_some((Output::Prediction(p), t))),
         scores.map(|(s, t)| (Output::Score(s), t)),
         rejects.map(|r| (Output::Reject(r), 0)),
-        champs.inner.map(|((k, c), t, d)| (Output::Champion(k, c, d), t)),
+        champs
+            .inner
+            .map(|((k, c), t, d)| (Output::Champion(k, c, d), t)),
         best.inner.map(|((p, c), t, d)| (Output::Best(p, c, d), t)),
     ];
-    let mut probe = ProbeHandle::new();
+    let probe = ProbeHandle::new();
     let mut sink = sink;
     let mut stash: BTreeMap<u64, Vec<Output>> = BTreeMap::new();
     let mut last_frontier: Option<Option<u64>> = None;
-    scope.concatenate(outputs).probe_with(&mut probe).sink(
+    scope.concatenate(outputs).probe_with(&probe).sink(
         Exchange::new(|_: &(Output, u64)| 0),
         "Export",
         move |(input, frontier)| {

@@ -1,13 +1,12 @@
-//! Runs the pipeline to completion over records held in memory, on `n`
-//! worker threads of this process, and returns every delivery. Used by the
-//! tests (worker-count determinism, look-ahead) and the benchmarks; it is
-//! the same graph `cryptoflow run` builds, with a [`VecReader`] in place of
-//! Kafka.
+//! Runs the pipeline to completion on `n` worker threads of this process and
+//! returns every delivery. Used by the tests (worker-count determinism,
+//! look-ahead) and the benchmarks; it is the same graph `cryptoflow run`
+//! builds, with any [`RecordReader`] (records in memory, a file, Kafka).
 
 use std::sync::{Arc, Mutex};
 
 use crate::graph::{build, Delivery, OutputSink, PipelineConfig};
-use crate::source::{Record, VecReader};
+use crate::source::{Record, RecordReader, VecReader};
 
 struct Collect(Arc<Mutex<Vec<Delivery>>>);
 
@@ -15,6 +14,39 @@ impl OutputSink for Collect {
     fn deliver(&mut self, delivery: Delivery) {
         self.0.lock().expect("collector lock").push(delivery);
     }
+}
+
+/// Runs the pipeline on `workers` threads, each reading with the reader
+/// `make_reader(index, peers)` builds, until every reader is finished.
+/// Returns the deliveries in time order.
+pub fn run_collect<R, F>(
+    workers: usize,
+    make_reader: F,
+    config: PipelineConfig,
+) -> Result<Vec<Delivery>, String>
+where
+    R: RecordReader,
+    F: Fn(usize, usize) -> Result<R, String> + Send + Sync + 'static,
+{
+    let collected = Arc::new(Mutex::new(Vec::new()));
+    let sink_target = collected.clone();
+    let guards = timely::execute(
+        timely::Config::process(workers),
+        move |worker| -> Result<(), String> {
+            let reader = make_reader(worker.index(), worker.peers())?;
+            let sink = Collect(sink_target.clone());
+            let config = config.clone();
+            let probe = worker.dataflow(|scope| build(scope, reader, config, sink));
+            worker.step_while(|| !probe.done());
+            Ok(())
+        },
+    )?;
+    for r in guards.join() {
+        r??;
+    }
+    let mut out = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
+    out.sort_by_key(|d| d.time);
+    Ok(out)
 }
 
 /// Runs `records` (spread over `num_partitions`) through the pipeline on
@@ -25,18 +57,16 @@ pub fn run_in_memory(
     workers: usize,
     config: PipelineConfig,
 ) -> Result<Vec<Delivery>, String> {
-    let collected = Arc::new(Mutex::new(Vec::new()));
-    let sink_target = collected.clone();
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let (index, peers) = (worker.index(), worker.peers());
-        let reader = VecReader::for_worker(&records, num_partitions, index, peers);
-        let sink = Collect(sink_target.clone());
-        let config = config.clone();
-        let probe = worker.dataflow(|scope| build(scope, reader, config, sink));
-        worker.step_while(|| !probe.done());
-    })?;
-    guards.join().into_iter().collect::<Result<Vec<()>, String>>()?;
-    let mut out = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
-    out.sort_by_key(|d| d.time);
-    Ok(out)
+    run_collect(
+        workers,
+        move |index, peers| {
+            Ok(VecReader::for_worker(
+                &records,
+                num_partitions,
+                index,
+                peers,
+            ))
+        },
+        config,
+    )
 }

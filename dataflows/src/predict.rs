@@ -103,7 +103,12 @@ pub struct PredictConfig {
 
 impl Default for PredictConfig {
     fn default() -> Self {
-        PredictConfig { horizons: vec![1, 5], warmup: 20, interval_ms: 1_000, models: ModelSet::default() }
+        PredictConfig {
+            horizons: vec![1, 5],
+            warmup: 20,
+            interval_ms: 1_000,
+            models: ModelSet::default(),
+        }
     }
 }
 
@@ -136,7 +141,12 @@ impl SymbolState {
                 .map(|&h| {
                     let models = config.models.instantiate();
                     let n = models.len();
-                    HorizonState { h, models, pending: VecDeque::new(), current: vec![None; n] }
+                    HorizonState {
+                        h,
+                        models,
+                        pending: VecDeque::new(),
+                        current: vec![None; n],
+                    }
                 })
                 .collect(),
         }
@@ -207,7 +217,12 @@ fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut 
             }
             out.push(ModelEvent::Current(pred, 1));
         }
-        hs.pending.push_back(Pending { made_at: bar.end_ms, base: close, x, preds });
+        hs.pending.push_back(Pending {
+            made_at: bar.end_ms,
+            base: close,
+            x,
+            preds,
+        });
     }
 }
 
@@ -216,7 +231,10 @@ fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut 
 /// is paired with the timely time it is emitted at (the close of the real bar
 /// that triggered it; gap-filled bars ride on the next real bar), which is
 /// the time to use for collection updates derived from it.
-pub fn predictor<'s>(bars: StreamVec<'s, u64, Bar>, config: PredictConfig) -> StreamVec<'s, u64, (ModelEvent, u64)> {
+pub fn predictor<'s>(
+    bars: StreamVec<'s, u64, Bar>,
+    config: PredictConfig,
+) -> StreamVec<'s, u64, (ModelEvent, u64)> {
     bars.unary_frontier(Pipeline, "Predict", move |_cap, _info| {
         let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Bar>)> = BTreeMap::new();
         let mut symbols: BTreeMap<String, SymbolState> = BTreeMap::new();
@@ -237,10 +255,14 @@ pub fn predictor<'s>(bars: StreamVec<'s, u64, Bar>, config: PredictConfig) -> St
                 let (cap, mut bars) = entry.remove();
                 bars.sort_by(|a, b| (a.end_ms, &a.symbol).cmp(&(b.end_ms, &b.symbol)));
                 for bar in &bars {
-                    let st = symbols.entry(bar.symbol.clone()).or_insert_with(|| SymbolState::new(&config));
+                    let st = symbols
+                        .entry(bar.symbol.clone())
+                        .or_insert_with(|| SymbolState::new(&config));
                     on_bar(st, bar, &config, &mut out);
                 }
-                output.session(&cap).give_iterator(out.drain(..).map(|e| (e, time)));
+                output
+                    .session(&cap)
+                    .give_iterator(out.drain(..).map(|e| (e, time)));
             }
         }
     })
@@ -253,7 +275,12 @@ mod tests {
 
     #[test]
     fn scores_each_prediction_once_at_its_target() {
-        let config = PredictConfig { horizons: vec![1, 3], warmup: 6, interval_ms: 1_000, models: ModelSet::default() };
+        let config = PredictConfig {
+            horizons: vec![1, 3],
+            warmup: 6,
+            interval_ms: 1_000,
+            models: ModelSet::default(),
+        };
         let mut st = SymbolState::new(&config);
         let mut out = Vec::new();
         let closes: Vec<f64> = (0..30).map(|i| 100.0 + (i as f64 * 0.7).sin()).collect();
@@ -263,14 +290,29 @@ mod tests {
         }
         let scores: Vec<&Score> = out
             .iter()
-            .filter_map(|e| if let ModelEvent::Score(s) = e { Some(s) } else { None })
+            .filter_map(|e| {
+                if let ModelEvent::Score(s) = e {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
             .collect();
         let models = config.models.names().len();
         // Predictions start at bar index 5 (the 6th bar); horizon h scores bars 5..30-h.
-        assert_eq!(scores.iter().filter(|s| s.horizon_bars == 1).count(), (30 - 5 - 1) * models);
-        assert_eq!(scores.iter().filter(|s| s.horizon_bars == 3).count(), (30 - 5 - 3) * models);
+        assert_eq!(
+            scores.iter().filter(|s| s.horizon_bars == 1).count(),
+            (30 - 5 - 1) * models
+        );
+        assert_eq!(
+            scores.iter().filter(|s| s.horizon_bars == 3).count(),
+            (30 - 5 - 3) * models
+        );
         for s in &scores {
-            assert_eq!(s.target_at_ms - s.made_at_ms, u64::from(s.horizon_bars) * 1_000);
+            assert_eq!(
+                s.target_at_ms - s.made_at_ms,
+                u64::from(s.horizon_bars) * 1_000
+            );
             let t = (s.target_at_ms / 1_000 - 1) as usize;
             let m = (s.made_at_ms / 1_000 - 1) as usize;
             assert!((s.realized_return.0 - (closes[t] / closes[m]).ln()).abs() < 1e-12);

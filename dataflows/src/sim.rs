@@ -142,9 +142,20 @@ impl Simulator {
                 trade_seq: 0,
                 offset: 0,
             });
-            queue.insert((config.start_ms + (rng.uniform() * 1000.0 / config.trades_per_sec) as u64, i), ());
+            queue.insert(
+                (
+                    config.start_ms + (rng.uniform() * 1000.0 / config.trades_per_sec) as u64,
+                    i,
+                ),
+                (),
+            );
         }
-        Simulator { config, rng, syms, queue }
+        Simulator {
+            config,
+            rng,
+            syms,
+            queue,
+        }
     }
 
     /// Whether a symbol is currently in its momentum regime.
@@ -180,10 +191,22 @@ impl Iterator for Simulator {
         } else {
             s.drift = 0.0;
         }
-        let jump = if rng.uniform() < 1e-4 { 20.0 * sigma * rng.normal() } else { 0.0 };
+        let jump = if rng.uniform() < 1e-4 {
+            20.0 * sigma * rng.normal()
+        } else {
+            0.0
+        };
         s.log_price += s.drift * dt_s + sigma * dt_s.sqrt() * rng.normal() + jump;
-        let lean = if sigma > 0.0 { (s.drift / sigma).tanh() * 0.3 } else { 0.0 };
-        let side = if rng.uniform() < 0.5 + lean { Side::Buy } else { Side::Sell };
+        let lean = if sigma > 0.0 {
+            (s.drift / sigma).tanh() * 0.3
+        } else {
+            0.0
+        };
+        let side = if rng.uniform() < 0.5 + lean {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
         let size = (0.1 * (0.8 * rng.normal()).exp() * 1e6).round() / 1e6 + 1e-6;
         s.trade_seq += 1;
         s.offset += 1;
@@ -195,7 +218,10 @@ impl Iterator for Simulator {
             size: F64(size),
             side,
             trade_id: Some(s.trade_seq.to_string()),
-            pos: Position { partition: i as i32, offset: s.offset - 1 },
+            pos: Position {
+                partition: i as i32,
+                offset: s.offset - 1,
+            },
         })
     }
 }
@@ -206,12 +232,20 @@ mod tests {
 
     #[test]
     fn deterministic_and_ordered() {
-        let a: Vec<Tick> = Simulator::new(SimConfig::default_market(7, 1_700_000_000_000)).take(5_000).collect();
-        let b: Vec<Tick> = Simulator::new(SimConfig::default_market(7, 1_700_000_000_000)).take(5_000).collect();
+        let a: Vec<Tick> = Simulator::new(SimConfig::default_market(7, 1_700_000_000_000))
+            .take(5_000)
+            .collect();
+        let b: Vec<Tick> = Simulator::new(SimConfig::default_market(7, 1_700_000_000_000))
+            .take(5_000)
+            .collect();
         assert_eq!(a, b);
         assert!(a.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms));
-        assert!(a.iter().all(|t| t.price.0.is_finite() && t.price.0 > 0.0 && t.size.0 > 0.0));
-        let c: Vec<Tick> = Simulator::new(SimConfig::default_market(8, 1_700_000_000_000)).take(10).collect();
+        assert!(a
+            .iter()
+            .all(|t| t.price.0.is_finite() && t.price.0 > 0.0 && t.size.0 > 0.0));
+        let c: Vec<Tick> = Simulator::new(SimConfig::default_market(8, 1_700_000_000_000))
+            .take(10)
+            .collect();
         assert_ne!(a[..10], c[..]);
     }
 

@@ -152,90 +152,115 @@ pub fn tick_source<'s, R: RecordReader>(
     mut reader: R,
     config: SourceConfig,
 ) -> (StreamVec<'s, u64, Tick>, StreamVec<'s, u64, Reject>) {
-    let SourceConfig { lateness_ms, max_future_ms, idle_timeout, idle_lag_ms, batch, clock } = config;
-    let both = source::<_, CapacityContainerBuilder<Vec<Result<Tick, Reject>>>, _, _>(scope, name, |cap, info| {
-        let activator = scope.activator_for(info.address);
-        let mut partitions: BTreeMap<i32, PartitionState> =
-            reader.partitions().into_iter().map(|p| (p, PartitionState::default())).collect();
-        // A worker that owns nothing can never emit: release time at once.
-        let mut cap = if partitions.is_empty() { None } else { Some(cap) };
-        let mut events = Vec::with_capacity(batch);
-        let mut last_error: Option<String> = None;
-        move |output| {
-            let Some(c) = cap.as_mut() else { return };
-            events.clear();
-            match reader.poll(batch, &mut events) {
-                Ok(()) => last_error = None,
-                Err(e) => {
-                    if last_error.as_ref() != Some(&e) {
-                        warn!(error = %e, "source read failed; retrying");
-                    }
-                    last_error = Some(e);
-                }
-            }
-            let now = clock();
-            let limits = ValidationLimits { now_ms: now, max_future_ms };
-            let got_records = events.iter().any(|e| matches!(e, SourceEvent::Record(_)));
-            for event in events.drain(..) {
-                match event {
-                    SourceEvent::PartitionEof(p) => {
-                        if let Some(st) = partitions.get_mut(&p) {
-                            st.eof_since.get_or_insert_with(Instant::now);
+    let SourceConfig {
+        lateness_ms,
+        max_future_ms,
+        idle_timeout,
+        idle_lag_ms,
+        batch,
+        clock,
+    } = config;
+    let both = source::<_, CapacityContainerBuilder<Vec<Result<Tick, Reject>>>, _, _>(
+        scope,
+        name,
+        |cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut partitions: BTreeMap<i32, PartitionState> = reader
+                .partitions()
+                .into_iter()
+                .map(|p| (p, PartitionState::default()))
+                .collect();
+            // A worker that owns nothing can never emit: release time at once.
+            let mut cap = if partitions.is_empty() {
+                None
+            } else {
+                Some(cap)
+            };
+            let mut events = Vec::with_capacity(batch);
+            let mut last_error: Option<String> = None;
+            move |output| {
+                let Some(c) = cap.as_mut() else { return };
+                events.clear();
+                match reader.poll(batch, &mut events) {
+                    Ok(()) => last_error = None,
+                    Err(e) => {
+                        if last_error.as_ref() != Some(&e) {
+                            warn!(error = %e, "source read failed; retrying");
                         }
+                        last_error = Some(e);
                     }
-                    SourceEvent::Record(rec) => {
-                        let st = partitions.entry(rec.pos.partition).or_default();
-                        st.eof_since = None;
-                        match decode(&rec.payload, rec.pos, limits) {
-                            Err(reject) => output.session(&*c).give(Err(*reject)),
-                            Ok(tick) => {
-                                let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
-                                if tick.ts_ms < wm || tick.ts_ms < *c.time() {
-                                    let detail = format!(
+                }
+                let now = clock();
+                let limits = ValidationLimits {
+                    now_ms: now,
+                    max_future_ms,
+                };
+                let got_records = events.iter().any(|e| matches!(e, SourceEvent::Record(_)));
+                for event in events.drain(..) {
+                    match event {
+                        SourceEvent::PartitionEof(p) => {
+                            if let Some(st) = partitions.get_mut(&p) {
+                                st.eof_since.get_or_insert_with(Instant::now);
+                            }
+                        }
+                        SourceEvent::Record(rec) => {
+                            let st = partitions.entry(rec.pos.partition).or_default();
+                            st.eof_since = None;
+                            match decode(&rec.payload, rec.pos, limits) {
+                                Err(reject) => output.session(&*c).give(Err(*reject)),
+                                Ok(tick) => {
+                                    let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
+                                    if tick.ts_ms < wm || tick.ts_ms < *c.time() {
+                                        let detail = format!(
                                         "ts {} is behind the watermark {} (allowed lateness {} ms)",
                                         tick.ts_ms,
                                         wm.max(*c.time()),
                                         lateness_ms
                                     );
-                                    let reject = Reject::of_tick(&tick, RejectReason::Late, detail);
-                                    output.session(&*c).give(Err(reject));
-                                } else {
-                                    st.max_ts = Some(st.max_ts.map_or(tick.ts_ms, |m| m.max(tick.ts_ms)));
-                                    // Emitting at the capability (<= ts) is sound: bars are closed
-                                    // by the frontier, which cannot pass ts until this is delivered.
-                                    output.session(&*c).give(Ok(tick));
+                                        let reject =
+                                            Reject::of_tick(&tick, RejectReason::Late, detail);
+                                        output.session(&*c).give(Err(reject));
+                                    } else {
+                                        st.max_ts = Some(
+                                            st.max_ts.map_or(tick.ts_ms, |m| m.max(tick.ts_ms)),
+                                        );
+                                        // Emitting at the capability (<= ts) is sound: bars are closed
+                                        // by the frontier, which cannot pass ts until this is delivered.
+                                        output.session(&*c).give(Ok(tick));
+                                    }
                                 }
                             }
                         }
                     }
                 }
+                if reader.finished() {
+                    cap = None;
+                    return;
+                }
+                // Advance time to the least watermark of the partitions that are not idle.
+                let idle =
+                    |st: &PartitionState| st.eof_since.is_some_and(|t| t.elapsed() >= idle_timeout);
+                let active_min = partitions
+                    .values()
+                    .filter(|st| !idle(st))
+                    .map(|st| st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms)))
+                    .min();
+                let target = match (active_min, idle_lag_ms) {
+                    (Some(wm), _) => wm,
+                    (None, Some(lag)) => now.saturating_sub(lag),
+                    (None, None) => *c.time(),
+                };
+                if target > *c.time() {
+                    c.downgrade(&target);
+                }
+                if got_records {
+                    activator.activate();
+                } else {
+                    activator.activate_after(Duration::from_millis(5));
+                }
             }
-            if reader.finished() {
-                cap = None;
-                return;
-            }
-            // Advance time to the least watermark of the partitions that are not idle.
-            let idle = |st: &PartitionState| st.eof_since.is_some_and(|t| t.elapsed() >= idle_timeout);
-            let active_min = partitions
-                .values()
-                .filter(|st| !idle(st))
-                .map(|st| st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms)))
-                .min();
-            let target = match (active_min, idle_lag_ms) {
-                (Some(wm), _) => wm,
-                (None, Some(lag)) => now.saturating_sub(lag),
-                (None, None) => *c.time(),
-            };
-            if target > *c.time() {
-                c.downgrade(&target);
-            }
-            if got_records {
-                activator.activate();
-            } else {
-                activator.activate_after(Duration::from_millis(5));
-            }
-        }
-    });
+        },
+    );
     both.ok_err(|r| r)
 }
 
@@ -250,9 +275,18 @@ impl VecReader {
     /// A reader for worker `index` of `peers` over all records of a topic;
     /// keeps those in partitions it owns, in their order.
     pub fn for_worker(all: &[Record], num_partitions: i32, index: usize, peers: usize) -> Self {
-        let partitions: Vec<i32> = (0..num_partitions).filter(|p| owns_partition(*p, index, peers)).collect();
-        let records = all.iter().filter(|r| owns_partition(r.pos.partition, index, peers)).cloned().collect();
-        VecReader { partitions, records }
+        let partitions: Vec<i32> = (0..num_partitions)
+            .filter(|p| owns_partition(*p, index, peers))
+            .collect();
+        let records = all
+            .iter()
+            .filter(|r| owns_partition(r.pos.partition, index, peers))
+            .cloned()
+            .collect();
+        VecReader {
+            partitions,
+            records,
+        }
     }
 }
 
@@ -274,14 +308,20 @@ impl RecordReader for VecReader {
 
 /// Assigns payloads to partitions the way a keyed producer does here
 /// (stable hash of the symbol), numbering offsets per partition.
-pub fn partition_records(payloads: impl IntoIterator<Item = (String, Vec<u8>)>, num_partitions: i32) -> Vec<Record> {
+pub fn partition_records(
+    payloads: impl IntoIterator<Item = (String, Vec<u8>)>,
+    num_partitions: i32,
+) -> Vec<Record> {
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     payloads
         .into_iter()
         .map(|(key, payload)| {
             let partition = (crate::num::stable_hash(&key) % num_partitions as u64) as i32;
             let off = next.entry(partition).or_insert(0);
-            let pos = Position { partition, offset: *off };
+            let pos = Position {
+                partition,
+                offset: *off,
+            };
             *off += 1;
             Record { pos, payload }
         })

@@ -42,7 +42,9 @@ impl Side {
 ///
 /// Besides provenance, this is the deterministic tie-break between ticks of
 /// equal event time, so bars do not depend on arrival order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Position {
     /// Source partition.
     pub partition: i32,
@@ -214,7 +216,10 @@ pub struct ValidationLimits {
 /// Is `s` a canonical `BASE-QUOTE` symbol?
 pub fn is_canonical_symbol(s: &str) -> bool {
     let ok_part = |p: &str| {
-        !p.is_empty() && p.len() <= 16 && p.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        !p.is_empty()
+            && p.len() <= 16
+            && p.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     };
     match s.split_once('-') {
         Some((base, quote)) => ok_part(base) && ok_part(quote),
@@ -223,21 +228,38 @@ pub fn is_canonical_symbol(s: &str) -> bool {
 }
 
 /// Decodes and validates one payload. Never panics.
-pub fn decode(payload: &[u8], pos: Position, limits: ValidationLimits) -> Result<Tick, Box<Reject>> {
+pub fn decode(
+    payload: &[u8],
+    pos: Position,
+    limits: ValidationLimits,
+) -> Result<Tick, Box<Reject>> {
     let reject = |reason, detail: String| Box::new(Reject::new(reason, detail, payload, pos));
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| reject(RejectReason::MalformedJson, format!("not JSON: {e}")))?;
     let Value::Object(obj) = value else {
-        return Err(reject(RejectReason::MalformedJson, "not a JSON object".into()));
+        return Err(reject(
+            RejectReason::MalformedJson,
+            "not a JSON object".into(),
+        ));
     };
     let field = |name: &str| obj.get(name).filter(|v| !v.is_null());
     let require = |name: &'static str| {
-        field(name).ok_or_else(|| reject(RejectReason::MissingField, format!("missing field `{name}`")))
+        field(name).ok_or_else(|| {
+            reject(
+                RejectReason::MissingField,
+                format!("missing field `{name}`"),
+            )
+        })
     };
 
     let symbol = match require("symbol")? {
         Value::String(s) => s.clone(),
-        other => return Err(reject(RejectReason::BadField, format!("`symbol` must be a string, got {other}"))),
+        other => {
+            return Err(reject(
+                RejectReason::BadField,
+                format!("`symbol` must be a string, got {other}"),
+            ))
+        }
     };
     let ts_ms = parse_ts(require("ts")?).map_err(|d| reject(RejectReason::BadField, d))?;
     let with_context = |mut r: Box<Reject>| {
@@ -301,12 +323,23 @@ pub fn decode(payload: &[u8], pos: Position, limits: ValidationLimits) -> Result
             ),
         )));
     }
-    Ok(Tick { symbol, exchange, ts_ms, price: F64(price), size: F64(size), side, trade_id, pos })
+    Ok(Tick {
+        symbol,
+        exchange,
+        ts_ms,
+        price: F64(price),
+        size: F64(size),
+        side,
+        trade_id,
+        pos,
+    })
 }
 
 fn parse_ts(v: &Value) -> Result<u64, String> {
     match v {
-        Value::Number(n) => n.as_u64().ok_or_else(|| format!("`ts` must be a non-negative integer (epoch ms), got {n}")),
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("`ts` must be a non-negative integer (epoch ms), got {n}")),
         Value::String(s) => s
             .parse::<u64>()
             .map_err(|_| format!("`ts` must be an integer (epoch ms), got \"{s}\"")),
@@ -321,13 +354,22 @@ fn parse_positive(name: &str, v: &Value) -> Result<f64, (RejectReason, String)> 
         _ => None,
     };
     let Some(x) = x else {
-        return Err((RejectReason::BadField, format!("`{name}` must be a number or a decimal string, got {v}")));
+        return Err((
+            RejectReason::BadField,
+            format!("`{name}` must be a number or a decimal string, got {v}"),
+        ));
     };
     if !x.is_finite() {
-        return Err((RejectReason::NonFinite, format!("`{name}` is not finite ({v})")));
+        return Err((
+            RejectReason::NonFinite,
+            format!("`{name}` is not finite ({v})"),
+        ));
     }
     if x <= 0.0 {
-        return Err((RejectReason::NonPositive, format!("`{name}` must be > 0, got {v}")));
+        return Err((
+            RejectReason::NonPositive,
+            format!("`{name}` must be > 0, got {v}"),
+        ));
     }
     Ok(x)
 }
@@ -348,10 +390,20 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_700_000_000_000;
-    const LIMITS: ValidationLimits = ValidationLimits { now_ms: NOW, max_future_ms: 60_000 };
+    const LIMITS: ValidationLimits = ValidationLimits {
+        now_ms: NOW,
+        max_future_ms: 60_000,
+    };
 
     fn dec(s: &str) -> Result<Tick, Box<Reject>> {
-        decode(s.as_bytes(), Position { partition: 3, offset: 7 }, LIMITS)
+        decode(
+            s.as_bytes(),
+            Position {
+                partition: 3,
+                offset: 7,
+            },
+            LIMITS,
+        )
     }
 
     #[test]
@@ -362,7 +414,13 @@ mod tests {
         assert_eq!(t.size.0, 0.25);
         assert_eq!(t.side, Side::Buy);
         assert_eq!(t.trade_id.as_deref(), Some("42"));
-        assert_eq!(t.pos, Position { partition: 3, offset: 7 });
+        assert_eq!(
+            t.pos,
+            Position {
+                partition: 3,
+                offset: 7
+            }
+        );
         let back = dec(&t.to_json()).unwrap();
         assert_eq!(back, t);
     }
@@ -397,8 +455,14 @@ mod tests {
         assert_eq!(reason(&ok("size", "\"inf\"")), RejectReason::NonFinite);
         assert_eq!(reason(&ok("price", "0")), RejectReason::NonPositive);
         assert_eq!(reason(&ok("size", "-1")), RejectReason::NonPositive);
-        assert_eq!(reason(&ok("ts", "1699999999")), RejectReason::ImplausibleTimestamp);
-        assert_eq!(reason(&ok("ts", &(NOW + 60_001).to_string())), RejectReason::FutureTimestamp);
+        assert_eq!(
+            reason(&ok("ts", "1699999999")),
+            RejectReason::ImplausibleTimestamp
+        );
+        assert_eq!(
+            reason(&ok("ts", &(NOW + 60_001).to_string())),
+            RejectReason::FutureTimestamp
+        );
         assert!(dec(&ok("ts", &(NOW + 60_000).to_string())).is_ok());
     }
 
@@ -419,7 +483,15 @@ mod tests {
     fn canonical_symbols() {
         assert!(is_canonical_symbol("BTC-USD"));
         assert!(is_canonical_symbol("1INCH-USDT"));
-        for bad in ["BTCUSD", "btc-usd", "BTC-", "-USD", "BTC-USD-X", "BTC/USD", ""] {
+        for bad in [
+            "BTCUSD",
+            "btc-usd",
+            "BTC-",
+            "-USD",
+            "BTC-USD-X",
+            "BTC/USD",
+            "",
+        ] {
             assert!(!is_canonical_symbol(bad), "{bad}");
         }
     }

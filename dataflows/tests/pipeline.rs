@@ -21,7 +21,10 @@ const NOW: u64 = START + 86_400_000;
 fn config() -> PipelineConfig {
     let clock: dataflows::source::Clock = Arc::new(|| NOW);
     PipelineConfig {
-        source: SourceConfig::new().with_lateness_ms(1_500).with_idle_lag_ms(None).with_clock(clock),
+        source: SourceConfig::new()
+            .with_lateness_ms(1_500)
+            .with_idle_lag_ms(None)
+            .with_clock(clock),
         ..PipelineConfig::default()
     }
 }
@@ -31,8 +34,9 @@ fn config() -> PipelineConfig {
 fn seeded_input(seed: u64, minutes: u64) -> Vec<(String, Vec<u8>)> {
     let mut cfg = SimConfig::default_market(seed, START);
     cfg.trades_per_sec = 4.0;
-    let ticks: Vec<Tick> =
-        Simulator::new(cfg).take_while(|t| t.ts_ms < START + minutes * 60_000).collect();
+    let ticks: Vec<Tick> = Simulator::new(cfg)
+        .take_while(|t| t.ts_ms < START + minutes * 60_000)
+        .collect();
     let mut rng = dataflows::sim::Rng::new(seed ^ 0xabc);
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let mut i = 0;
@@ -40,7 +44,10 @@ fn seeded_input(seed: u64, minutes: u64) -> Vec<(String, Vec<u8>)> {
         let u = rng.uniform();
         if u < 0.05 && i + 1 < ticks.len() {
             // Swap two neighbours: out of order but within lateness.
-            out.push((ticks[i + 1].symbol.clone(), ticks[i + 1].to_json().into_bytes()));
+            out.push((
+                ticks[i + 1].symbol.clone(),
+                ticks[i + 1].to_json().into_bytes(),
+            ));
             out.push((ticks[i].symbol.clone(), ticks[i].to_json().into_bytes()));
             i += 2;
             continue;
@@ -100,7 +107,10 @@ fn assert_same(a: &[Delivery], b: &[Delivery], what: &str) {
     assert_eq!(ra.len(), rb.len(), "{what}: reject counts differ");
     assert!(ra == rb, "{what}: rejects differ");
     if let Some(i) = (0..ta.len().min(tb.len())).find(|&i| ta[i] != tb[i]) {
-        panic!("{what}: first difference at #{i}:\n  {:?}\n  {:?}", ta[i], tb[i]);
+        panic!(
+            "{what}: first difference at #{i}:\n  {:?}\n  {:?}",
+            ta[i], tb[i]
+        );
     }
     assert_eq!(ta.len(), tb.len(), "{what}: output counts differ");
 }
@@ -109,7 +119,13 @@ fn bars_of(d: &[Delivery]) -> Vec<Bar> {
     let mut v: Vec<Bar> = d
         .iter()
         .flat_map(|d| d.outputs.iter())
-        .filter_map(|o| if let Output::Bar(b) = o { Some(b.clone()) } else { None })
+        .filter_map(|o| {
+            if let Output::Bar(b) = o {
+                Some(b.clone())
+            } else {
+                None
+            }
+        })
         .collect();
     v.sort();
     v
@@ -118,7 +134,10 @@ fn bars_of(d: &[Delivery]) -> Vec<Bar> {
 /// The sequential oracle: per partition in offset order, a tick is late if
 /// it is more than the lateness behind that partition's max event time.
 fn reference_bars(records: &[Record], lateness: u64, bar_cfg: BarConfig) -> Vec<Bar> {
-    let limits = ValidationLimits { now_ms: NOW, max_future_ms: 60_000 };
+    let limits = ValidationLimits {
+        now_ms: NOW,
+        max_future_ms: 60_000,
+    };
     let mut by_part: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for r in records {
         by_part.entry(r.pos.partition).or_default().push(r);
@@ -128,7 +147,9 @@ fn reference_bars(records: &[Record], lateness: u64, bar_cfg: BarConfig) -> Vec<
         recs.sort_by_key(|r| r.pos.offset);
         let mut max_ts: Option<u64> = None;
         for r in recs.iter() {
-            let Ok(t) = decode(&r.payload, r.pos, limits) else { continue };
+            let Ok(t) = decode(&r.payload, r.pos, limits) else {
+                continue;
+            };
             if max_ts.is_some_and(|m| t.ts_ms < m.saturating_sub(lateness)) {
                 continue;
             }
@@ -141,7 +162,8 @@ fn reference_bars(records: &[Record], lateness: u64, bar_cfg: BarConfig) -> Vec<
     let mut last: BTreeMap<String, (u64, F64)> = BTreeMap::new();
     for ((symbol, end), mut ticks) in groups {
         let bar = aggregate(&symbol, end - bar_cfg.interval_ms, end, &mut ticks);
-        let (fill, after_gap) = fill_gap(&symbol, last.get(&symbol).copied(), bar.start_ms, bar_cfg);
+        let (fill, after_gap) =
+            fill_gap(&symbol, last.get(&symbol).copied(), bar.start_ms, bar_cfg);
         out.extend(fill);
         last.insert(symbol, (bar.end_ms, bar.close));
         out.push(Bar { after_gap, ..bar });
@@ -167,7 +189,12 @@ fn same_answer_on_1_2_and_4_workers_and_bars_match_the_oracle() {
     assert_eq!(bars, expected);
 
     // Predictions, scores, champions and best predictions all flowed.
-    let count = |f: &dyn Fn(&Output) -> bool| one.iter().flat_map(|d| d.outputs.iter()).filter(|o| f(o)).count();
+    let count = |f: &dyn Fn(&Output) -> bool| {
+        one.iter()
+            .flat_map(|d| d.outputs.iter())
+            .filter(|o| f(o))
+            .count()
+    };
     assert!(count(&|o| matches!(o, Output::Prediction(_))) > 1_000);
     assert!(count(&|o| matches!(o, Output::Score(_))) > 1_000);
     assert!(count(&|o| matches!(o, Output::Champion(..))) > 0);
@@ -189,7 +216,10 @@ fn every_reject_reason_is_produced_and_nothing_accepted_is_lost() {
         }
     }
     for reason in RejectReason::ALL {
-        assert!(reasons.contains_key(&reason), "no {reason:?} reject; got {reasons:?}");
+        assert!(
+            reasons.contains_key(&reason),
+            "no {reason:?} reject; got {reasons:?}"
+        );
     }
     // Every record is either rejected or counted in exactly one bar.
     let traded: u64 = bars_of(&out).iter().map(|b| u64::from(b.trades)).sum();
@@ -204,7 +234,10 @@ fn no_look_ahead_changing_the_future_changes_no_past_prediction() {
     let altered: Vec<(String, Vec<u8>)> = input
         .iter()
         .map(|(k, p)| {
-            let limits = ValidationLimits { now_ms: NOW, max_future_ms: 60_000 };
+            let limits = ValidationLimits {
+                now_ms: NOW,
+                max_future_ms: 60_000,
+            };
             match decode(p, Position::default(), limits) {
                 Ok(mut t) if t.ts_ms > cut => {
                     t.price = F64(t.price.0 * 1.37);
@@ -246,7 +279,10 @@ fn final_champions(d: &[Delivery]) -> BTreeMap<(String, u32), dataflows::champio
             *net.entry((k.clone(), c.clone())).or_default() += diff;
         }
     }
-    net.into_iter().filter(|(_, n)| *n > 0).map(|((k, c), _)| (k, c)).collect()
+    net.into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|((k, c), _)| (k, c))
+        .collect()
 }
 
 fn market(regime: Regime, seed: u64) -> Vec<(String, Vec<u8>)> {
@@ -264,12 +300,32 @@ fn learned_model_wins_on_momentum_and_persistence_holds_on_a_random_walk() {
     let mut cfg = config();
     cfg.champion.window_ms = 20 * 60_000;
     cfg.champion.min_samples = 200;
-    let mom = final_champions(&run(&partition_records(market(Regime::Momentum, 3), PARTITIONS), 2, cfg.clone()));
-    let learned: Vec<_> = mom.iter().filter(|(_, c)| c.model != "persistence").collect();
-    assert!(learned.len() >= mom.len() / 2, "momentum champions: {mom:#?}");
+    let mom = final_champions(&run(
+        &partition_records(market(Regime::Momentum, 3), PARTITIONS),
+        2,
+        cfg.clone(),
+    ));
+    let learned: Vec<_> = mom
+        .iter()
+        .filter(|(_, c)| c.model != "persistence")
+        .collect();
+    assert!(
+        learned.len() >= mom.len() / 2,
+        "momentum champions: {mom:#?}"
+    );
     assert!(learned.iter().all(|(_, c)| c.skill.0 > 0.0));
 
-    let rw = final_champions(&run(&partition_records(market(Regime::RandomWalk, 3), PARTITIONS), 2, cfg));
-    let not_base: Vec<_> = rw.iter().filter(|(_, c)| c.model != "persistence").collect();
-    assert!(not_base.len() <= rw.len() / 5, "random-walk champions: {rw:#?}");
+    let rw = final_champions(&run(
+        &partition_records(market(Regime::RandomWalk, 3), PARTITIONS),
+        2,
+        cfg,
+    ));
+    let not_base: Vec<_> = rw
+        .iter()
+        .filter(|(_, c)| c.model != "persistence")
+        .collect();
+    assert!(
+        not_base.len() <= rw.len() / 5,
+        "random-walk champions: {rw:#?}"
+    );
 }

@@ -30,7 +30,10 @@ pub struct EwmaDrift {
 impl EwmaDrift {
     /// A drift model with smoothing factor `alpha` in (0, 1].
     pub fn new(alpha: f64) -> Self {
-        EwmaDrift { alpha: alpha.clamp(1e-6, 1.0), mean: 0.0 }
+        EwmaDrift {
+            alpha: alpha.clamp(1e-6, 1.0),
+            mean: 0.0,
+        }
     }
 }
 

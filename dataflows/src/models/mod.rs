@@ -38,7 +38,10 @@ pub struct ModelSet {
 
 impl Default for ModelSet {
     fn default() -> Self {
-        ModelSet { rls_lambda: 0.995, drift_alpha: 0.05 }
+        ModelSet {
+            rls_lambda: 0.995,
+            drift_alpha: 0.05,
+        }
     }
 }
 

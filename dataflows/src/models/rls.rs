@@ -100,24 +100,56 @@ mod tests {
         // y = 0.002 + 0.0005 * (r1/vol) exactly.
         for i in 0..2000 {
             let r1 = ((i * 37 % 19) as f64 - 9.0) * 1e-4;
-            let f = Features { r1, r5: ((i * 13 % 7) as f64 - 3.0) * 1e-4, vol: 1e-3, ofi: 0.1 * ((i % 5) as f64 - 2.0) };
+            let f = Features {
+                r1,
+                r5: ((i * 13 % 7) as f64 - 3.0) * 1e-4,
+                vol: 1e-3,
+                ofi: 0.1 * ((i % 5) as f64 - 2.0),
+            };
             m.learn(&f, 0.002 + 0.0005 * r1 / 1e-3);
         }
-        let f = Features { r1: 5e-4, r5: 0.0, vol: 1e-3, ofi: 0.0 };
-        assert!((m.predict(&f) - (0.002 + 0.0005 * 0.5)).abs() < 1e-6, "{}", m.predict(&f));
+        let f = Features {
+            r1: 5e-4,
+            r5: 0.0,
+            vol: 1e-3,
+            ofi: 0.0,
+        };
+        assert!(
+            (m.predict(&f) - (0.002 + 0.0005 * 0.5)).abs() < 1e-6,
+            "{}",
+            m.predict(&f)
+        );
     }
 
     #[test]
     fn divergence_resets() {
         let mut m = Rls::new(0.9);
-        let f = Features { r1: f64::INFINITY, r5: 1.0, vol: 1e-8, ofi: 0.0 };
+        let f = Features {
+            r1: f64::INFINITY,
+            r5: 1.0,
+            vol: 1e-8,
+            ofi: 0.0,
+        };
         // Non-finite inputs are ignored, not learned.
         assert!(!m.learn(&f, 1.0));
-        let f = Features { r1: 1e-3, r5: 0.0, vol: 1e-3, ofi: 0.0 };
+        let f = Features {
+            r1: 1e-3,
+            r5: 0.0,
+            vol: 1e-3,
+            ofi: 0.0,
+        };
         assert!(m.predict(&f).is_finite());
         let mut diverged = false;
         for _ in 0..2000 {
-            diverged |= m.learn(&Features { r1: 0.0, r5: 0.0, vol: 1.0, ofi: 0.0 }, 0.0);
+            diverged |= m.learn(
+                &Features {
+                    r1: 0.0,
+                    r5: 0.0,
+                    vol: 1.0,
+                    ofi: 0.0,
+                },
+                0.0,
+            );
         }
         // With λ = 0.9 and an unexcited direction, P grows until the guard fires.
         assert!(diverged && m.resets() >= 1);

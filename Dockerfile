@@ -1,0 +1,10 @@
+# Builds the cryptoflow binary for docker-compose.yml.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --bin cryptoflow
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/cryptoflow /usr/local/bin/cryptoflow
+ENTRYPOINT ["cryptoflow"]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything cryptoflow's demo and tests need that cargo does not
+# build as part of the workspace: the `tansu` Kafka-protocol broker (from
+# crates.io) and a Python venv with the independent readers used by tests
+# (deltalake, pyarrow, kafka-python). Idempotent: re-running is cheap.
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+CACHE="${CRYPTOFLOW_CACHE:-$HOME/.cache/cryptoflow}"
+mkdir -p "$CACHE"
+
+if ! command -v tansu >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
+  echo "setup: installing the tansu broker $TANSU_VERSION (one-off, ~15 min on 2 cores)" >&2
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+fi
+
+if [ "${1:-}" = "--with-python" ]; then
+  VENV="$CACHE/venv"
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  if ! "$VENV/bin/python" -c "import deltalake, pyarrow, kafka, yaml" >/dev/null 2>&1; then
+    echo "setup: installing python test readers into $VENV" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "deltalake>=1.0" pyarrow kafka-python pyyaml
+  fi
+fi

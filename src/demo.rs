@@ -1,0 +1,112 @@
+//! `cryptoflow demo`: the whole system on embedded defaults, with nothing to
+//! set up. It starts a Kafka-protocol broker on a free loopback port, creates
+//! the `ticks` topic, runs the simulated feed in real time and `run` on two
+//! workers with the HTTP server, until Ctrl-C. Everything it writes goes under
+//! `--data-dir` (the broker's log too).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::{error, info};
+
+use crate::broker::{Broker, Storage};
+use crate::feed::{run_sim_feed, FeedOptions};
+use crate::kafka::{self, StartFrom};
+use crate::pipeline::{run, Cluster, RunOptions, RunSummary, Stop};
+
+/// Demo settings.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// HTTP address.
+    pub http: SocketAddr,
+    /// Warehouse root.
+    pub data_dir: PathBuf,
+    /// Worker threads.
+    pub workers: usize,
+    /// Simulator seed.
+    pub seed: u64,
+    /// Use this broker instead of starting one.
+    pub brokers: Option<String>,
+}
+
+/// Errors of the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Could not start the broker.
+    #[error(transparent)]
+    Broker(#[from] crate::broker::Error),
+    /// Kafka.
+    #[error(transparent)]
+    Kafka(#[from] kafka::Error),
+    /// The pipeline.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::Error),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the demo until Ctrl-C (or `stop`).
+pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
+    std::fs::create_dir_all(&opts.data_dir)?;
+    let broker = match &opts.brokers {
+        Some(_) => None,
+        None => Some(Broker::start(
+            Storage::Memory,
+            &opts.data_dir.join("broker.log"),
+        )?),
+    };
+    let brokers = opts
+        .brokers
+        .clone()
+        .unwrap_or_else(|| broker.as_ref().expect("started").bootstrap());
+    info!(brokers = %brokers, "kafka broker ready");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(kafka::ensure_topic(&brokers, "ticks", 8))?;
+
+    let feed_opts = FeedOptions {
+        brokers: brokers.clone(),
+        topic: "ticks".into(),
+        seed: opts.seed,
+        trades_per_sec: 10.0,
+        max_ticks: None,
+        max_speed: false,
+        start_ms: None,
+    };
+    let feed_stop = stop.clone();
+    let feed = std::thread::spawn(move || {
+        if let Err(e) = run_sim_feed(&feed_opts, &feed_stop) {
+            error!(error = %e, "simulated feed stopped");
+        }
+    });
+    info!(url = %format!("http://{}/api/predictions", opts.http), "serving predictions (Ctrl-C to stop)");
+    let result = run(
+        RunOptions {
+            brokers,
+            topic: "ticks".into(),
+            cluster: Cluster {
+                workers: opts.workers,
+                processes: 1,
+                process: 0,
+                hostfile: None,
+            },
+            data_dir: opts.data_dir.clone(),
+            http: Some(opts.http),
+            lateness_ms: 2_000,
+            max_future_ms: 60_000,
+            bar_ms: 1_000,
+            horizons: vec![1, 5],
+            from: StartFrom::Earliest,
+            until_end: false,
+            commit_interval: Duration::from_secs(2),
+        },
+        stop.clone(),
+    );
+    stop.trigger();
+    let _ = feed.join();
+    drop(broker);
+    Ok(result?)
+}

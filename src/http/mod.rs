@@ -1,0 +1,210 @@
+//! The HTTP API (axum): current best predictions and health, plus a small
+//! live dashboard page. Read-only: nothing here changes pipeline state.
+//!
+//! `app(state)` builds the router so tests can call it in-process as well
+//! as over a socket. Every error is a JSON body `{"error": {...}}` with the
+//! right status; no handler panics on input.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use dataflows::tick::is_canonical_symbol;
+use serde::{Deserialize, Serialize};
+
+use crate::state::{AppState, BestEntry};
+
+/// An API error: status plus message, rendered as JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": { "status": self.status.as_u16(), "message": self.message }
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// One entry of `/api/predictions`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct PredictionView {
+    /// Symbol.
+    pub symbol: String,
+    /// Horizon in bars.
+    pub horizon_bars: u32,
+    /// Horizon in ms.
+    pub horizon_ms: u64,
+    /// The champion model that made it.
+    pub model: String,
+    /// Predicted log return to the target time.
+    pub predicted_return: f64,
+    /// Predicted price at the target time.
+    pub predicted_price: f64,
+    /// Last close when the prediction was made.
+    pub base_price: f64,
+    /// Bar close the prediction was made at (epoch ms).
+    pub made_at_ms: u64,
+    /// Bar close it predicts (epoch ms).
+    pub target_at_ms: u64,
+    /// Champion's skill versus persistence over the scoring window.
+    pub champion_skill: f64,
+    /// Scores behind the champion choice.
+    pub champion_samples: i64,
+    /// Why this model is champion.
+    pub champion_reason: String,
+}
+
+impl From<BestEntry> for PredictionView {
+    fn from(e: BestEntry) -> Self {
+        let BestEntry {
+            prediction: p,
+            champion: c,
+        } = e;
+        PredictionView {
+            symbol: p.symbol,
+            horizon_bars: p.horizon_bars,
+            horizon_ms: p.horizon_ms,
+            model: p.model,
+            predicted_return: p.predicted_return.0,
+            predicted_price: p.predicted_price.0,
+            base_price: p.base_price.0,
+            made_at_ms: p.made_at_ms,
+            target_at_ms: p.target_at_ms,
+            champion_skill: c.skill.0,
+            champion_samples: c.samples,
+            champion_reason: c.reason,
+        }
+    }
+}
+
+/// Filters of `/api/predictions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionQuery {
+    /// Only this horizon (ms).
+    pub horizon_ms: Option<u64>,
+}
+
+type Shared = Arc<AppState>;
+
+/// The router.
+pub fn app(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/api/health", get(health))
+        .route("/api/predictions", get(predictions))
+        .route("/api/predictions/{symbol}", get(predictions_for))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn dashboard() -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(include_str!("dashboard.html")),
+    )
+}
+
+async fn health(State(state): State<Shared>) -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok", "stats": state.stats() }))
+}
+
+fn filter_horizon(
+    q: Result<Query<PredictionQuery>, QueryRejection>,
+) -> Result<Option<u64>, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bad query: {}", e.body_text()),
+        )
+    })?;
+    Ok(q.horizon_ms)
+}
+
+async fn predictions(
+    State(state): State<Shared>,
+    q: Result<Query<PredictionQuery>, QueryRejection>,
+) -> Result<Json<Vec<PredictionView>>, ApiError> {
+    let h = filter_horizon(q)?;
+    Ok(Json(
+        state
+            .best()
+            .into_iter()
+            .filter(|e| h.is_none_or(|h| e.prediction.horizon_ms == h))
+            .map(PredictionView::from)
+            .collect(),
+    ))
+}
+
+async fn predictions_for(
+    State(state): State<Shared>,
+    Path(symbol): Path<String>,
+    q: Result<Query<PredictionQuery>, QueryRejection>,
+) -> Result<Json<Vec<PredictionView>>, ApiError> {
+    let h = filter_horizon(q)?;
+    if !is_canonical_symbol(&symbol) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{symbol}` is not a canonical BASE-QUOTE symbol such as BTC-USD"),
+        ));
+    }
+    let entries = state.best_for(&symbol);
+    if entries.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no predictions for symbol `{symbol}`"),
+        ));
+    }
+    Ok(Json(
+        entries
+            .into_iter()
+            .filter(|e| h.is_none_or(|h| e.prediction.horizon_ms == h))
+            .map(PredictionView::from)
+            .collect(),
+    ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see /api/health, /api/predictions",
+    )
+}
+
+/// Binds the HTTP address, with an error that names it.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "http server listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

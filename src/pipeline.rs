@@ -1,0 +1,435 @@
+//! `cryptoflow run`: the timely cluster reading Kafka, and on process 0 the
+//! delivery router that feeds the HTTP view and the Delta warehouse.
+//!
+//! Worker `index` of `peers` (global across processes) reads partitions
+//! `p % peers == index`. All outputs reach worker 0 of process 0 as complete
+//! per-time deliveries (see `dataflows::graph`); the router applies them to
+//! the live view at once and commits them to Delta every `commit_interval`
+//! of wall time. Stopping (Ctrl-C / SIGTERM) lets workers leave their loop,
+//! the router commits what it holds and the HTTP server drains.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dataflows::bars::BarConfig;
+use dataflows::champion::ChampionConfig;
+use dataflows::predict::PredictConfig;
+use dataflows::source::SourceConfig;
+use dataflows::{Delivery, Output, OutputSink, PipelineConfig};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tracing::{error, info, warn};
+
+use crate::kafka::{self, KafkaReader, StartFrom};
+use crate::state::AppState;
+use crate::warehouse::{self, Rows, Warehouse};
+
+/// Errors of a run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Kafka.
+    #[error(transparent)]
+    Kafka(#[from] kafka::Error),
+    /// The warehouse.
+    #[error(transparent)]
+    Warehouse(#[from] warehouse::Error),
+    /// Timely could not start or a worker failed.
+    #[error("dataflow: {0}")]
+    Timely(String),
+    /// Bad cluster settings.
+    #[error("cluster: {0}")]
+    Cluster(String),
+    /// HTTP server or runtime.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How the timely cluster is laid out.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// Worker threads per process.
+    pub workers: usize,
+    /// Number of processes.
+    pub processes: usize,
+    /// This process's index.
+    pub process: usize,
+    /// One `host:port` per line, one line per process (default: 127.0.0.1:2101+i).
+    pub hostfile: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// The timely configuration.
+    pub fn timely_config(&self) -> Result<timely::Config> {
+        let Cluster {
+            workers,
+            processes,
+            process,
+            hostfile,
+        } = self;
+        if *workers == 0 {
+            return Err(Error::Cluster("need at least one worker".into()));
+        }
+        if *processes <= 1 {
+            return Ok(timely::Config::process(*workers));
+        }
+        if process >= processes {
+            return Err(Error::Cluster(format!(
+                "process index {process} must be below the process count {processes}"
+            )));
+        }
+        let addresses: Vec<String> = match hostfile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Cluster(format!("hostfile {}: {e}", path.display())))?;
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from)
+                    .collect()
+            }
+            None => (0..*processes)
+                .map(|i| format!("127.0.0.1:{}", 2101 + i))
+                .collect(),
+        };
+        if addresses.len() < *processes {
+            return Err(Error::Cluster(format!(
+                "hostfile lists {} hosts for {processes} processes",
+                addresses.len()
+            )));
+        }
+        Ok(timely::Config {
+            communication: timely::CommunicationConfig::Cluster {
+                threads: *workers,
+                process: *process,
+                addresses: addresses[..*processes].to_vec(),
+                report: false,
+                zerocopy: false,
+            },
+            worker: timely::WorkerConfig::default(),
+        })
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Tick topic.
+    pub topic: String,
+    /// Cluster layout.
+    pub cluster: Cluster,
+    /// Warehouse root.
+    pub data_dir: PathBuf,
+    /// HTTP address (None: no server).
+    pub http: Option<SocketAddr>,
+    /// Allowed lateness (ms).
+    pub lateness_ms: u64,
+    /// Allowed clock skew into the future (ms).
+    pub max_future_ms: u64,
+    /// Bar length (ms).
+    pub bar_ms: u64,
+    /// Horizons in bars.
+    pub horizons: Vec<u32>,
+    /// Where to start reading.
+    pub from: StartFrom,
+    /// Stop once every partition has been read to its end.
+    pub until_end: bool,
+    /// Wall time between warehouse commits.
+    pub commit_interval: Duration,
+}
+
+impl RunOptions {
+    fn pipeline_config(&self) -> PipelineConfig {
+        let idle_lag = if self.until_end {
+            None
+        } else {
+            Some(self.lateness_ms.max(1_000) * 5)
+        };
+        PipelineConfig {
+            source: SourceConfig::new()
+                .with_lateness_ms(self.lateness_ms)
+                .with_max_future_ms(self.max_future_ms)
+                .with_idle_lag_ms(idle_lag),
+            bars: BarConfig {
+                interval_ms: self.bar_ms,
+                ..BarConfig::default()
+            },
+            predict: PredictConfig {
+                horizons: self.horizons.clone(),
+                ..PredictConfig::default()
+            },
+            champion: ChampionConfig::default(),
+        }
+    }
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunSummary {
+    /// Deliveries received (on process 0).
+    pub deliveries: u64,
+    /// Rows committed to the warehouse.
+    pub rows_written: u64,
+}
+
+struct ChannelSink(UnboundedSender<Delivery>);
+
+impl OutputSink for ChannelSink {
+    fn deliver(&mut self, delivery: Delivery) {
+        // The receiver only goes away at shutdown; nothing to do then.
+        let _ = self.0.send(delivery);
+    }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn collect(d: Delivery, rows: &mut Rows) {
+    let at = wall_ms();
+    for o in d.outputs {
+        match o {
+            Output::Bar(b) => rows.bars.push(b),
+            Output::Prediction(p) => rows.predictions.push(p),
+            Output::Score(s) => rows.scores.push(s),
+            Output::Reject(r) => rows.rejects.push((r, at)),
+            Output::Champion(..) | Output::Best(..) => {}
+        }
+    }
+}
+
+async fn flush(wh: &mut Warehouse, rows: &mut Rows, written: &mut u64) {
+    if rows.is_empty() {
+        return;
+    }
+    match wh.append(rows).await {
+        Ok(()) => {
+            *written += rows.len() as u64;
+            *rows = Rows::default();
+        }
+        Err(e) => error!(error = %e, rows = rows.len(), "warehouse commit failed; will retry"),
+    }
+}
+
+async fn route(
+    mut rx: UnboundedReceiver<Delivery>,
+    state: Arc<AppState>,
+    mut wh: Warehouse,
+    every: Duration,
+) -> RunSummary {
+    let mut rows = Rows::default();
+    let mut summary = RunSummary::default();
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(d) => {
+                    summary.deliveries += 1;
+                    state.apply(&d);
+                    collect(d, &mut rows);
+                    if rows.len() >= 200_000 {
+                        flush(&mut wh, &mut rows, &mut summary.rows_written).await;
+                    }
+                }
+                None => break,
+            },
+            _ = ticker.tick() => flush(&mut wh, &mut rows, &mut summary.rows_written).await,
+        }
+    }
+    for attempt in 1..=5 {
+        flush(&mut wh, &mut rows, &mut summary.rows_written).await;
+        if rows.is_empty() {
+            break;
+        }
+        warn!(attempt, "final warehouse commit failed; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    summary
+}
+
+/// A stop signal shared by the workers, the router and the HTTP server.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<(AtomicBool, tokio::sync::Notify)>);
+
+impl Stop {
+    /// A fresh, unset signal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks everything to stop.
+    pub fn trigger(&self) {
+        self.0 .0.store(true, Ordering::SeqCst);
+        self.0 .1.notify_waiters();
+    }
+    /// Has stop been asked?
+    pub fn is_set(&self) -> bool {
+        self.0 .0.load(Ordering::SeqCst)
+    }
+    /// Resolves once stop is asked.
+    pub async fn wait(&self) {
+        while !self.is_set() {
+            let notified = self.0 .1.notified();
+            if self.is_set() {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).
+pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
+    let num_partitions = kafka::partition_count(&opts.brokers, &opts.topic)?;
+    let config = opts.cluster.timely_config()?;
+    let leader = opts.cluster.process == 0;
+    info!(
+        brokers = %opts.brokers, topic = %opts.topic, partitions = num_partitions,
+        workers = opts.cluster.workers, processes = opts.cluster.processes, "starting dataflow"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let state = Arc::new(AppState::new());
+    let warehouse = if leader {
+        Some(runtime.block_on(Warehouse::open(&opts.data_dir, opts.bar_ms))?)
+    } else {
+        None
+    };
+    // Bind before starting anything, so a busy port is a clear error up front.
+    let listener = match (leader, opts.http) {
+        (true, Some(addr)) => Some(runtime.block_on(crate::http::bind(addr))?),
+        _ => None,
+    };
+
+    let (tx, rx) = unbounded_channel::<Delivery>();
+    let pipeline = opts.pipeline_config();
+    let worker_stop = stop.clone();
+    let (brokers, topic, from, until_end) = (
+        opts.brokers.clone(),
+        opts.topic.clone(),
+        opts.from,
+        opts.until_end,
+    );
+    let guards = timely::execute(config, move |worker| -> std::result::Result<(), String> {
+        let (index, peers) = (worker.index(), worker.peers());
+        let reader = KafkaReader::new(
+            &brokers,
+            &topic,
+            num_partitions,
+            index,
+            peers,
+            from,
+            until_end,
+        )
+        .map_err(|e| e.to_string())?;
+        let sink = ChannelSink(tx.clone());
+        let config = pipeline.clone();
+        let probe = worker.dataflow(|scope| dataflows::build(scope, reader, config, sink));
+        while !worker_stop.is_set() && !probe.done() {
+            worker.step_or_park(Some(Duration::from_millis(20)));
+        }
+        // On stop, abandon the dataflow rather than let timely run it to
+        // completion: open bars are incomplete and must not be emitted. At the
+        // end of a bounded run timely finishes it (the export still drains).
+        if worker_stop.is_set() {
+            for id in worker.installed_dataflows() {
+                worker.drop_dataflow(id);
+            }
+        }
+        Ok(())
+    })
+    .map_err(Error::Timely)?;
+
+    // Workers finish on stop or at the end of a bounded run; the channel
+    // closes when their closure (holding the sender) is dropped.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let joiner = std::thread::spawn(move || {
+        let results = guards.join();
+        let _ = done_tx.send(());
+        results
+    });
+
+    let summary = runtime.block_on(async {
+        let signal_stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {
+                    info!("shutting down");
+                    signal_stop.trigger();
+                }
+                _ = signal_stop.wait() => {}
+            }
+        });
+        let http_stop = stop.clone();
+        let http = listener.map(|listener| {
+            let listener_state = state.clone();
+            tokio::spawn(async move {
+                crate::http::serve(
+                    listener,
+                    listener_state,
+                    async move { http_stop.wait().await },
+                )
+                .await
+            })
+        });
+        let summary = match warehouse {
+            Some(wh) => route(rx, state.clone(), wh, opts.commit_interval).await,
+            None => {
+                let _ = done_rx.await;
+                RunSummary::default()
+            }
+        };
+        // The dataflow is done (stopped, or the bounded input ended).
+        stop.trigger();
+        if let Some(h) = http {
+            match h.await {
+                Ok(Err(e)) => return Err(Error::Io(e)),
+                Err(e) => return Err(Error::Io(std::io::Error::other(e.to_string()))),
+                Ok(Ok(())) => {}
+            }
+        }
+        Ok(summary)
+    })?;
+    let results = joiner
+        .join()
+        .map_err(|_| Error::Timely("a worker thread panicked".into()))?;
+    for r in results {
+        r.map_err(Error::Timely)?.map_err(Error::Timely)?;
+    }
+    info!(
+        deliveries = summary.deliveries,
+        rows = summary.rows_written,
+        "stopped"
+    );
+    Ok(summary)
+}

@@ -1,0 +1,384 @@
+//! The Delta Lake warehouse: typed tables under one root, partitioned by UTC
+//! date, written with `deltalake`'s RecordBatchWriter and readable by any
+//! Delta reader.
+//!
+//! Tables: `bars`, `predictions`, `scores`, `rejects` (schemas below and in
+//! the README). Prices and returns are doubles (IEEE-754, what the models
+//! compute with); instants are `timestamp` (µs, UTC); `date` is the UTC date
+//! partition. Each [`Warehouse::append`] makes at most one commit per table.
+//! Delivery is at-least-once for now: a crash between commits can repeat
+//! rows on restart (the warehouse issue makes it exactly-once).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dataflows::bars::Bar;
+use dataflows::num::utc_day;
+use dataflows::predict::{Prediction, Score};
+use dataflows::tick::Reject;
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::StructType;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::DeltaTable;
+
+/// Errors of the warehouse.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Delta or object-store failure.
+    #[error("delta table `{table}`")]
+    Delta {
+        /// Which table.
+        table: String,
+        /// The cause.
+        source: Box<deltalake::DeltaTableError>,
+    },
+    /// Building a batch failed (a bug: schemas are fixed here).
+    #[error("building an arrow batch")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
+    /// The root is not usable.
+    #[error("warehouse root {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a valid location.
+    #[error("bad table location {0}")]
+    Url(String),
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The tables, in a fixed order.
+pub const TABLES: [&str; 4] = ["bars", "predictions", "scores", "rejects"];
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn field(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+/// The Arrow schema of a table (the single definition of its columns).
+pub fn schema(table: &str) -> SchemaRef {
+    use DataType::{Boolean, Date32, Float64, Int32, Int64, Utf8};
+    let f = match table {
+        "bars" => vec![
+            field("symbol", Utf8, false),
+            field("interval_ms", Int64, false),
+            field("start", ts(), false),
+            field("end", ts(), false),
+            field("open", Float64, false),
+            field("high", Float64, false),
+            field("low", Float64, false),
+            field("close", Float64, false),
+            field("volume", Float64, false),
+            field("buy_volume", Float64, false),
+            field("vwap", Float64, false),
+            field("trades", Int32, false),
+            field("filled", Boolean, false),
+            field("date", Date32, false),
+        ],
+        "predictions" => vec![
+            field("symbol", Utf8, false),
+            field("model", Utf8, false),
+            field("horizon_bars", Int32, false),
+            field("horizon_ms", Int64, false),
+            field("made_at", ts(), false),
+            field("target_at", ts(), false),
+            field("base_price", Float64, false),
+            field("predicted_return", Float64, false),
+            field("predicted_price", Float64, false),
+            field("date", Date32, false),
+        ],
+        "scores" => vec![
+            field("symbol", Utf8, false),
+            field("model", Utf8, false),
+            field("horizon_bars", Int32, false),
+            field("made_at", ts(), false),
+            field("target_at", ts(), false),
+            field("predicted_return", Float64, false),
+            field("realized_return", Float64, false),
+            field("error", Float64, false),
+            field("hit", Boolean, false),
+            field("date", Date32, false),
+        ],
+        "rejects" => vec![
+            field("reason", Utf8, false),
+            field("detail", Utf8, false),
+            field("payload", Utf8, false),
+            field("partition", Int32, false),
+            field("offset", Int64, false),
+            field("symbol", Utf8, true),
+            field("event_time", ts(), true),
+            field("rejected_at", ts(), false),
+            field("date", Date32, false),
+        ],
+        other => panic!("unknown table {other}"),
+    };
+    Arc::new(Schema::new(f))
+}
+
+/// Rows waiting to be committed.
+#[derive(Clone, Debug, Default)]
+pub struct Rows {
+    /// Bars.
+    pub bars: Vec<Bar>,
+    /// Predictions.
+    pub predictions: Vec<Prediction>,
+    /// Scores.
+    pub scores: Vec<Score>,
+    /// Rejects, each with the wall-clock ms it was rejected at.
+    pub rejects: Vec<(Reject, u64)>,
+}
+
+impl Rows {
+    /// Total rows.
+    pub fn len(&self) -> usize {
+        self.bars.len() + self.predictions.len() + self.scores.len() + self.rejects.len()
+    }
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn us(ms: u64) -> i64 {
+    (ms as i64).saturating_mul(1_000)
+}
+
+fn tsa(v: impl IntoIterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter_values(v).with_timezone("UTC"))
+}
+
+fn tsa_opt(v: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter(v).with_timezone("UTC"))
+}
+
+fn f64a(v: impl IntoIterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(v))
+}
+
+fn date(v: impl IntoIterator<Item = u64>) -> ArrayRef {
+    Arc::new(Date32Array::from_iter_values(v.into_iter().map(utc_day)))
+}
+
+fn strs<'a>(v: impl IntoIterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+/// Builds the record batch of `table` from `rows`.
+pub fn batch(table: &str, rows: &Rows, interval_ms: u64) -> Result<RecordBatch> {
+    let cols: Vec<ArrayRef> = match table {
+        "bars" => {
+            let b = &rows.bars;
+            vec![
+                strs(b.iter().map(|x| x.symbol.as_str())),
+                Arc::new(Int64Array::from_iter_values(
+                    b.iter().map(|_| interval_ms as i64),
+                )),
+                tsa(b.iter().map(|x| us(x.start_ms))),
+                tsa(b.iter().map(|x| us(x.end_ms))),
+                f64a(b.iter().map(|x| x.open.0)),
+                f64a(b.iter().map(|x| x.high.0)),
+                f64a(b.iter().map(|x| x.low.0)),
+                f64a(b.iter().map(|x| x.close.0)),
+                f64a(b.iter().map(|x| x.volume.0)),
+                f64a(b.iter().map(|x| x.buy_volume.0)),
+                f64a(b.iter().map(|x| x.vwap.0)),
+                Arc::new(Int32Array::from_iter_values(
+                    b.iter().map(|x| x.trades as i32),
+                )),
+                Arc::new(BooleanArray::from(
+                    b.iter().map(|x| x.filled).collect::<Vec<_>>(),
+                )),
+                date(b.iter().map(|x| x.start_ms)),
+            ]
+        }
+        "predictions" => {
+            let p = &rows.predictions;
+            vec![
+                strs(p.iter().map(|x| x.symbol.as_str())),
+                strs(p.iter().map(|x| x.model.as_str())),
+                Arc::new(Int32Array::from_iter_values(
+                    p.iter().map(|x| x.horizon_bars as i32),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    p.iter().map(|x| x.horizon_ms as i64),
+                )),
+                tsa(p.iter().map(|x| us(x.made_at_ms))),
+                tsa(p.iter().map(|x| us(x.target_at_ms))),
+                f64a(p.iter().map(|x| x.base_price.0)),
+                f64a(p.iter().map(|x| x.predicted_return.0)),
+                f64a(p.iter().map(|x| x.predicted_price.0)),
+                date(p.iter().map(|x| x.made_at_ms)),
+            ]
+        }
+        "scores" => {
+            let s = &rows.scores;
+            vec![
+                strs(s.iter().map(|x| x.symbol.as_str())),
+                strs(s.iter().map(|x| x.model.as_str())),
+                Arc::new(Int32Array::from_iter_values(
+                    s.iter().map(|x| x.horizon_bars as i32),
+                )),
+                tsa(s.iter().map(|x| us(x.made_at_ms))),
+                tsa(s.iter().map(|x| us(x.target_at_ms))),
+                f64a(s.iter().map(|x| x.predicted_return.0)),
+                f64a(s.iter().map(|x| x.realized_return.0)),
+                f64a(s.iter().map(|x| x.error())),
+                Arc::new(BooleanArray::from(
+                    s.iter().map(|x| x.hit()).collect::<Vec<_>>(),
+                )),
+                date(s.iter().map(|x| x.target_at_ms)),
+            ]
+        }
+        "rejects" => {
+            let r = &rows.rejects;
+            vec![
+                strs(r.iter().map(|(x, _)| x.reason.code())),
+                strs(r.iter().map(|(x, _)| x.detail.as_str())),
+                strs(r.iter().map(|(x, _)| x.payload.as_str())),
+                Arc::new(Int32Array::from_iter_values(
+                    r.iter().map(|(x, _)| x.pos.partition),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    r.iter().map(|(x, _)| x.pos.offset),
+                )),
+                Arc::new(StringArray::from_iter(
+                    r.iter().map(|(x, _)| x.symbol.as_deref()),
+                )),
+                tsa_opt(r.iter().map(|(x, _)| x.ts_ms.map(us))),
+                tsa(r.iter().map(|(_, at)| us(*at))),
+                date(r.iter().map(|(_, at)| *at)),
+            ]
+        }
+        other => panic!("unknown table {other}"),
+    };
+    Ok(RecordBatch::try_new(schema(table), cols)?)
+}
+
+fn rows_in(table: &str, rows: &Rows) -> usize {
+    match table {
+        "bars" => rows.bars.len(),
+        "predictions" => rows.predictions.len(),
+        "scores" => rows.scores.len(),
+        _ => rows.rejects.len(),
+    }
+}
+
+/// The open warehouse.
+pub struct Warehouse {
+    root: PathBuf,
+    tables: BTreeMap<&'static str, DeltaTable>,
+    interval_ms: u64,
+}
+
+fn table_url(path: &Path) -> Result<url::Url> {
+    url::Url::from_directory_path(path).map_err(|_| Error::Url(path.display().to_string()))
+}
+
+impl Warehouse {
+    /// Opens (creating when missing) every table under `root`.
+    pub async fn open(root: &Path, interval_ms: u64) -> Result<Self> {
+        let io = |source| Error::Io {
+            path: root.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(root).map_err(io)?;
+        let root = std::fs::canonicalize(root).map_err(io)?;
+        let mut tables = BTreeMap::new();
+        for name in TABLES {
+            let path = root.join(name);
+            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let delta = |source| Error::Delta {
+                table: name.to_string(),
+                source: Box::new(source),
+            };
+            let url = table_url(&path)?;
+            // Only load what exists: loading an empty directory is reported as an error by the kernel.
+            let table = if path.join("_delta_log").is_dir() {
+                DeltaTable::try_from_url(url).await.map_err(delta)?
+            } else {
+                let table = deltalake::DeltaTableBuilder::from_url(url)
+                    .map_err(delta)?
+                    .build()
+                    .map_err(delta)?;
+                let kernel: StructType = schema(name)
+                    .as_ref()
+                    .try_into_kernel()
+                    .map_err(|e| delta(deltalake::DeltaTableError::Generic(e.to_string())))?;
+                table
+                    .create()
+                    .with_table_name(name)
+                    .with_columns(kernel.fields().cloned())
+                    .with_partition_columns(["date"])
+                    .await
+                    .map_err(delta)?
+            };
+            if table.version().is_none() {
+                return Err(Error::Url(format!(
+                    "{} has a _delta_log but no table version",
+                    path.display()
+                )));
+            }
+            tables.insert(name, table);
+        }
+        Ok(Warehouse {
+            root,
+            tables,
+            interval_ms,
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Appends `rows`: one commit per table that has any.
+    pub async fn append(&mut self, rows: &Rows) -> Result<()> {
+        for name in TABLES {
+            if rows_in(name, rows) == 0 {
+                continue;
+            }
+            let batch = batch(name, rows, self.interval_ms)?;
+            let table = self.tables.get_mut(name).expect("every table is open");
+            let delta = |source| Error::Delta {
+                table: name.to_string(),
+                source: Box::new(source),
+            };
+            let mut writer = RecordBatchWriter::for_table(table).map_err(delta)?;
+            writer.write(batch).await.map_err(delta)?;
+            writer.flush_and_commit(table).await.map_err(delta)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_batches_match_their_schemas() {
+        for t in TABLES {
+            let b = batch(t, &Rows::default(), 1_000).unwrap();
+            assert_eq!(b.num_rows(), 0);
+            assert_eq!(b.schema(), schema(t));
+            assert_eq!(b.schema().fields().last().unwrap().name(), "date");
+        }
+    }
+}

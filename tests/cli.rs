@@ -1,0 +1,59 @@
+//! Bad input at the command line: clear errors, quickly, never a hang.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
+
+#[test]
+fn unreachable_broker_is_a_one_line_error_naming_the_address() {
+    let dir = common::temp_dir("cryptoflow-cli");
+    let port = cryptoflow::broker::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    let out = Command::new(BIN)
+        .args(["run", "--brokers", &addr, "--no-http"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert!(!out.status.success());
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("Error:")).collect();
+    assert_eq!(error_lines.len(), 1, "{stderr}");
+    assert!(error_lines[0].contains(&addr), "{stderr}");
+}
+
+#[test]
+fn bad_flags_get_usage() {
+    for args in [
+        vec!["run", "--brokers", "x:1", "--workers", "0"],
+        vec!["run", "--brokers", "x:1", "--horizons", "1,zero"],
+        vec!["run", "--brokers", "x:1", "--http", "not-an-address"],
+        vec!["run"],
+        vec!["launch-rockets"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // clap's error names the problem and points at the usage.
+        assert!(stderr.starts_with("error:"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("Usage") || stderr.contains("--help"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["run", "--brokers", "x:1", "-n", "2", "-p", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--process 2 must be below --processes 2")
+    );
+}

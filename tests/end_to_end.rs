@@ -1,0 +1,199 @@
+//! End to end through the real binary: seeded ticks are produced to a real
+//! Kafka-protocol broker started here; `cryptoflow run` consumes them on a
+//! timely cluster, serves predictions over HTTP and writes Delta tables;
+//! the tables are read back with Python's `deltalake` and checked against
+//! bars recomputed independently from the same ticks, and runs on 1 and 4
+//! workers must write identical tables.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{http_get, temp_dir, unique, wait_for};
+use cryptoflow::broker::{free_port, Broker, Storage};
+use cryptoflow::kafka::{ensure_topic, TickProducer};
+use dataflows::sim::{SimConfig, Simulator};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn ticks_through_a_real_broker_to_http_and_delta() {
+    let dir = temp_dir("cryptoflow-e2e");
+    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
+    let brokers = broker.bootstrap();
+    let topic = unique("ticks");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(ensure_topic(&brokers, &topic, 4)).unwrap();
+
+    // Five minutes of seeded market, ending a little before now; plus bad records.
+    let start = now_ms() - 6 * 60_000;
+    let mut cfg = SimConfig::default_market(99, start);
+    cfg.trades_per_sec = 4.0;
+    let ticks: Vec<_> = Simulator::new(cfg)
+        .take_while(|t| t.ts_ms < start + 5 * 60_000)
+        .collect();
+    let producer = TickProducer::new(&brokers, &topic).unwrap();
+    let ticks_path = dir.join("ticks.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&ticks_path).unwrap());
+    for t in &ticks {
+        let json = t.to_json();
+        producer.send(&t.symbol, json.as_bytes()).unwrap();
+        writeln!(file, "{json}").unwrap();
+    }
+    file.flush().unwrap();
+    for bad in [
+        "not json",
+        r#"{"symbol":"BTC-USD","exchange":"x","ts":1,"price":1,"size":1,"side":"buy"}"#,
+    ] {
+        producer.send("BTC-USD", bad.as_bytes()).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        producer
+            .stats()
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+
+    // 1. Live run: predictions appear over HTTP, SIGTERM stops it cleanly.
+    let port = free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let live_dir = dir.join("live");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &topic,
+            "-w",
+            "2",
+            "--http",
+            &addr,
+        ])
+        .arg("--data-dir")
+        .arg(&live_dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("live.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let preds = wait_for(Duration::from_secs(90), || {
+        let (status, body) = http_get(&addr, "/api/predictions").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (status == 200 && v.as_array().is_some_and(|a| a.len() >= 5)).then_some(v)
+    });
+    let log = || {
+        let text = std::fs::read_to_string(dir.join("live.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+    let preds = preds.unwrap_or_else(|| panic!("no predictions over HTTP; log:\n{}", log()));
+    let first = &preds.as_array().unwrap()[0];
+    for field in [
+        "symbol",
+        "horizon_ms",
+        "model",
+        "predicted_return",
+        "predicted_price",
+        "made_at_ms",
+        "target_at_ms",
+    ] {
+        assert!(!first[field].is_null(), "missing {field} in {first}");
+    }
+    let symbols: std::collections::BTreeSet<&str> = preds
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["symbol"].as_str())
+        .collect();
+    assert_eq!(symbols.len(), 5, "{symbols:?}");
+    let (status, body) = http_get(&addr, "/api/predictions/BTC-USD").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http_get(&addr, "/api/predictions/NOPE-USD").unwrap();
+    assert_eq!(status, 404);
+    let (status, body) = http_get(&addr, "/api/health").unwrap();
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        health["stats"]["rejects"]["malformed_json"].as_u64() == Some(1),
+        "{health}"
+    );
+    assert!(
+        health["stats"]["rejects"]["implausible_timestamp"].as_u64() == Some(1),
+        "{health}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status =
+        wait_for(Duration::from_secs(30), || child.try_wait().unwrap()).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("run did not stop on SIGTERM; log:\n{}", log())
+        });
+    assert!(status.success(), "exit {status}; log:\n{}", log());
+    assert!(
+        live_dir.join("bars/_delta_log").is_dir(),
+        "no bars table after a clean stop"
+    );
+
+    // 2. Bounded runs on 1 and 4 workers write identical tables, checked from Python.
+    let mut dirs = Vec::new();
+    for workers in ["1", "4"] {
+        let out_dir = dir.join(format!("w{workers}"));
+        let out = Command::new(BIN)
+            .args([
+                "run",
+                "--brokers",
+                &brokers,
+                "--topic",
+                &topic,
+                "-w",
+                workers,
+                "--until-end",
+                "--no-http",
+            ])
+            .arg("--data-dir")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run -w {workers}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("summary JSON on stdout");
+        assert!(
+            summary["rows_written"].as_u64().unwrap() > 1_000,
+            "{summary}"
+        );
+        dirs.push(out_dir);
+    }
+    let report = common::run_python(
+        "check_tables.py",
+        &[
+            dirs[0].to_str().unwrap(),
+            dirs[1].to_str().unwrap(),
+            ticks_path.to_str().unwrap(),
+        ],
+    );
+    let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    assert!(counts["traded_bars"].as_u64().unwrap() > 1_000, "{counts}");
+    assert_eq!(counts["rejects"], 2, "{counts}");
+    assert!(counts["predictions"].as_u64().unwrap() > 1_000, "{counts}");
+    assert!(counts["scores"].as_u64().unwrap() > 1_000, "{counts}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}

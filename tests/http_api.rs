@@ -1,0 +1,164 @@
+//! The HTTP API, in-process (`app(state)` with `oneshot`) and over a real
+//! socket: status codes, JSON error bodies, and that the values served are
+//! the ones the dataflow delivered (including a champion change retracting
+//! the previous best prediction).
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use cryptoflow::http::{app, PredictionView};
+use cryptoflow::state::AppState;
+use dataflows::champion::Champion;
+use dataflows::num::F64;
+use dataflows::predict::Prediction;
+use dataflows::{Delivery, Output};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn prediction(symbol: &str, model: &str, h: u32, made_at: u64, base: f64, ret: f64) -> Prediction {
+    Prediction {
+        symbol: symbol.into(),
+        horizon_bars: h,
+        model: model.into(),
+        horizon_ms: u64::from(h) * 1_000,
+        made_at_ms: made_at,
+        target_at_ms: made_at + u64::from(h) * 1_000,
+        base_price: F64(base),
+        predicted_return: F64(ret),
+        predicted_price: F64(base * ret.exp()),
+    }
+}
+
+fn champion(model: &str, skill: f64) -> Champion {
+    Champion {
+        model: model.into(),
+        samples: 40,
+        mse: F64(1e-8),
+        persistence_mse: F64(2e-8),
+        skill: F64(skill),
+        reason: "test".into(),
+    }
+}
+
+fn state() -> Arc<AppState> {
+    let s = Arc::new(AppState::new());
+    let p1 = prediction(
+        "BTC-USD",
+        "persistence",
+        1,
+        1_700_000_001_000,
+        64_000.0,
+        0.0,
+    );
+    let p2 = prediction("ETH-USD", "persistence", 1, 1_700_000_001_000, 3_400.0, 0.0);
+    s.apply(&Delivery {
+        time: 1_700_000_001_000,
+        outputs: vec![
+            Output::Best(p1.clone(), champion("persistence", 0.0), 1),
+            Output::Best(p2, champion("persistence", 0.0), 1),
+        ],
+    });
+    // The champion for BTC-USD changes: old entry retracted, new one inserted.
+    let p3 = prediction("BTC-USD", "rls", 1, 1_700_000_002_000, 64_100.0, 0.001);
+    s.apply(&Delivery {
+        time: 1_700_000_002_000,
+        outputs: vec![
+            Output::Best(p3, champion("rls", 0.5), 1),
+            Output::Best(p1, champion("persistence", 0.0), -1),
+        ],
+    });
+    s
+}
+
+async fn get(s: Arc<AppState>, uri: &str) -> (StatusCode, serde_json::Value) {
+    let resp = app(s)
+        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn endpoints_in_process() {
+    let s = state();
+    let (status, body) = get(s.clone(), "/api/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+
+    let (status, body) = get(s.clone(), "/api/predictions").await;
+    assert_eq!(status, StatusCode::OK);
+    let preds: Vec<PredictionView> = serde_json::from_value(body).unwrap();
+    assert_eq!(preds.len(), 2);
+    let btc = preds.iter().find(|p| p.symbol == "BTC-USD").unwrap();
+    assert_eq!(btc.model, "rls");
+    assert_eq!(btc.made_at_ms, 1_700_000_002_000);
+    assert_eq!(btc.target_at_ms, 1_700_000_003_000);
+    assert!((btc.predicted_price - 64_100.0 * 0.001f64.exp()).abs() < 1e-9);
+    assert_eq!(btc.champion_skill, 0.5);
+
+    let (status, body) = get(s.clone(), "/api/predictions/ETH-USD").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body[0]["symbol"], "ETH-USD");
+
+    let (status, body) = get(s.clone(), "/api/predictions?horizon_ms=5000").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 0);
+
+    for (uri, code) in [
+        ("/api/predictions/DOGE-USD", StatusCode::NOT_FOUND),
+        ("/api/predictions/btc-usd", StatusCode::BAD_REQUEST),
+        ("/api/predictions?horizon_ms=soon", StatusCode::BAD_REQUEST),
+        ("/api/predictions?colour=red", StatusCode::BAD_REQUEST),
+        ("/api/nothing-here", StatusCode::NOT_FOUND),
+    ] {
+        let (status, body) = get(s.clone(), uri).await;
+        assert_eq!(status, code, "{uri}");
+        assert_eq!(body["error"]["status"], code.as_u16(), "{uri}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{uri}"
+        );
+    }
+}
+
+#[test]
+fn endpoints_over_a_real_socket_with_graceful_shutdown() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(cryptoflow::http::bind("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(cryptoflow::http::serve(listener, state(), async {
+        let _ = rx.await;
+    }));
+
+    let (status, body) = common::http_get(&addr, "/api/predictions/BTC-USD").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let preds: Vec<PredictionView> = serde_json::from_str(&body).unwrap();
+    assert_eq!(preds[0].model, "rls");
+    let (status, body) = common::http_get(&addr, "/api/predictions/XRP-USD").unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("\"error\""));
+    let (status, body) = common::http_get(&addr, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("/api/predictions"));
+
+    tx.send(()).unwrap();
+    rt.block_on(server).unwrap().unwrap();
+    assert!(
+        common::http_get(&addr, "/api/health").is_err(),
+        "server still answering after shutdown"
+    );
+}
