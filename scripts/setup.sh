@@ -14,7 +14,7 @@ if ! command -v tansu >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
 fi
 
-if [ "${1:-}" = "--with-python" ]; then
+if [ "${1:-}" = "--with-python" ]; then  # test-only readers
   VENV="$CACHE/venv"
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
@@ -22,5 +22,16 @@ if [ "${1:-}" = "--with-python" ]; then
   if ! "$VENV/bin/python" -c "import deltalake, pyarrow, kafka, yaml" >/dev/null 2>&1; then
     echo "setup: installing python test readers into $VENV" >&2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "deltalake>=1.0" pyarrow kafka-python pyyaml
+  fi
+fi
+
+# Headless Chromium for the dashboard test (Debian package; needs root, as
+# on the dev and CI machines).
+if [ "${1:-}" = "--with-python" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium for the dashboard test" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 fi

@@ -182,9 +182,13 @@ pub fn best_predictions<'s>(
     current: VecCollection<'s, u64, Prediction, isize>,
     champions: VecCollection<'s, u64, (SeriesKey, Champion), isize>,
 ) -> VecCollection<'s, u64, (Prediction, Champion), isize> {
-    let current = current.map(|p| ((p.symbol.clone(), p.horizon_bars, p.model.clone()), p));
-    let champs = champions.map(|((symbol, h), c)| ((symbol, h, c.model.clone()), c));
-    current.join_map(champs, |_k, p, c| (p.clone(), c.clone()))
+    let current = current
+        .map(|p| ((p.symbol.clone(), p.horizon_bars, p.model.clone()), p))
+        .arrange_by_key_named("Arrange: current predictions");
+    let champs = champions
+        .map(|((symbol, h), c)| ((symbol, h, c.model.clone()), c))
+        .arrange_by_key_named("Arrange: champions by model");
+    current.join_core(champs, |_k, p, c| Some((p.clone(), c.clone())))
 }
 
 #[cfg(test)]

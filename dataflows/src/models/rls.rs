@@ -121,6 +121,45 @@ mod tests {
         );
     }
 
+    /// With no forgetting, RLS is recursive least squares: after many noisy
+    /// samples it must agree with a batch OLS fit (linfa) on the same data.
+    #[test]
+    fn agrees_with_batch_least_squares() {
+        use linfa::traits::Fit;
+        use linfa::Dataset;
+        let mut rng = crate::sim::Rng::new(17);
+        let n = 5_000;
+        let mut xs = Vec::with_capacity(n * FEATURE_DIM);
+        let mut ys = Vec::with_capacity(n);
+        let mut m = Rls::new(1.0);
+        for _ in 0..n {
+            let f = Features {
+                r1: 1e-3 * rng.normal(),
+                r5: 2e-3 * rng.normal(),
+                vol: 1e-3 * (1.0 + rng.uniform()),
+                ofi: rng.uniform() * 2.0 - 1.0,
+            };
+            let x = f.vector();
+            let y = 1e-4 + 3e-4 * x[1] - 2e-4 * x[2] + 5e-4 * x[3] + 1e-3 * rng.normal();
+            m.learn(&f, y);
+            xs.extend_from_slice(&x);
+            ys.push(y);
+        }
+        let records = ndarray::Array2::from_shape_vec((n, FEATURE_DIM), xs).unwrap();
+        let ols = linfa_linear::LinearRegression::new()
+            .with_intercept(false)
+            .fit(&Dataset::new(records, ndarray::Array1::from(ys)))
+            .unwrap();
+        for (rls_w, ols_w) in m.w.iter().zip(ols.params().iter()) {
+            assert!(
+                (rls_w - ols_w).abs() < 1e-6,
+                "rls {} vs ols {}",
+                rls_w,
+                ols_w
+            );
+        }
+    }
+
     #[test]
     fn divergence_resets() {
         let mut m = Rls::new(0.9);
