@@ -202,7 +202,8 @@ fn collect(d: Delivery, rows: &mut Rows) {
             Output::Prediction(p) => rows.predictions.push(p),
             Output::Score(s) => rows.scores.push(s),
             Output::Reject(r) => rows.rejects.push((r, at)),
-            Output::Champion(..) | Output::Best(..) => {}
+            Output::Evaluation(k, day, e, diff) if diff > 0 => rows.evaluations.push((k, day, e)),
+            Output::Evaluation(..) | Output::Champion(..) | Output::Best(..) => {}
         }
     }
 }

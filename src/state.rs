@@ -1,15 +1,23 @@
 //! The live view the HTTP server reads: current best prediction and champion
-//! per (symbol, horizon), and counters. It is updated only from complete
-//! dataflow deliveries (see `dataflows::graph`), so a reader always sees the
-//! state as of one event time, never half of one.
+//! per (symbol, horizon), the daily evaluations, rolling metrics per model,
+//! and counters. It is updated only from complete dataflow deliveries (see
+//! `dataflows::graph`), so a reader always sees the state as of one event
+//! time, never half of one.
+//!
+//! Rolling metrics are a view-side convenience over the last
+//! [`ROLLING_WINDOW_MS`] of event time of scores; the champion itself comes
+//! from the dataflow's daily evaluation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::RwLock;
 
-use dataflows::champion::Champion;
-use dataflows::predict::Prediction;
+use dataflows::champion::{Champion, Evaluation};
+use dataflows::predict::{Prediction, Score};
 use dataflows::{Delivery, Output};
 use serde::Serialize;
+
+/// Event-time span of the rolling metrics.
+pub const ROLLING_WINDOW_MS: u64 = 15 * 60 * 1_000;
 
 /// Counters shown by `/api/health`.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -37,16 +45,141 @@ pub struct BestEntry {
     pub champion: Champion,
 }
 
+/// Rolling metrics of one model on one series.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Rolling {
+    /// Scores in the window.
+    pub samples: u64,
+    /// Mean absolute error of the log return.
+    pub mae: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Directional hit rate.
+    pub hit_rate: f64,
+    /// Share of outcomes inside the 80% interval, where there was one.
+    pub coverage: Option<f64>,
+}
+
+#[derive(Default)]
+struct Window {
+    scores: VecDeque<(u64, f64, bool, Option<bool>)>,
+}
+
+impl Window {
+    fn push(&mut self, s: &Score) {
+        self.scores
+            .push_back((s.target_at_ms, s.error(), s.hit(), s.covered));
+    }
+    fn expire(&mut self, now: u64) {
+        while self
+            .scores
+            .front()
+            .is_some_and(|(t, ..)| t + ROLLING_WINDOW_MS <= now)
+        {
+            self.scores.pop_front();
+        }
+    }
+    fn metrics(&self) -> Rolling {
+        let n = self.scores.len();
+        if n == 0 {
+            return Rolling::default();
+        }
+        let nf = n as f64;
+        let intervals: Vec<bool> = self.scores.iter().filter_map(|s| s.3).collect();
+        Rolling {
+            samples: n as u64,
+            mae: self.scores.iter().map(|s| s.1.abs()).sum::<f64>() / nf,
+            rmse: (self.scores.iter().map(|s| s.1 * s.1).sum::<f64>() / nf).sqrt(),
+            hit_rate: self.scores.iter().filter(|s| s.2).count() as f64 / nf,
+            coverage: (!intervals.is_empty())
+                .then(|| intervals.iter().filter(|c| **c).count() as f64 / intervals.len() as f64),
+        }
+    }
+}
+
+type Series = (String, u32);
+
 #[derive(Default)]
 struct View {
-    best: BTreeMap<(String, u32), BestEntry>,
+    best: BTreeMap<Series, BestEntry>,
+    champions: BTreeMap<Series, Champion>,
+    evaluations: BTreeMap<(String, u32, i32), BTreeMap<String, Evaluation>>,
+    rolling: BTreeMap<(String, u32, String), Window>,
     stats: Stats,
+}
+
+/// Everything `/api/models` shows for one (symbol, horizon).
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesModels {
+    /// Symbol.
+    pub symbol: String,
+    /// Horizon in bars.
+    pub horizon_bars: u32,
+    /// Current champion, since when and why.
+    pub champion: Option<Champion>,
+    /// The last evaluated UTC day (YYYY-MM-DD), if any.
+    pub last_day: Option<String>,
+    /// Every model's metrics on that day.
+    pub last_day_metrics: Vec<Evaluation>,
+    /// Every model's rolling metrics (last 15 minutes of event time).
+    pub rolling: BTreeMap<String, Rolling>,
+}
+
+/// One evaluation row, as `/api/evaluations` lists them.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvaluationRow {
+    /// Symbol.
+    pub symbol: String,
+    /// Horizon in bars.
+    pub horizon_bars: u32,
+    /// UTC day, YYYY-MM-DD.
+    pub day: String,
+    /// The row.
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
 }
 
 /// Shared between the delivery router (writer) and HTTP handlers (readers).
 #[derive(Default)]
 pub struct AppState {
     view: RwLock<View>,
+}
+
+/// Formats a UTC day number as YYYY-MM-DD (proleptic Gregorian).
+pub fn day_string(day: i32) -> String {
+    // Howard Hinnant's civil-from-days.
+    let z = i64::from(day) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Parses YYYY-MM-DD into a UTC day number.
+pub fn parse_day(s: &str) -> Option<i32> {
+    let mut it = s.splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    if s.len() != 10 || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let day = era * 146_097 + doe - 719_468;
+    // Reject dates like 2024-02-31 that roll over.
+    (day_string(day as i32) == s).then_some(day as i32)
 }
 
 impl AppState {
@@ -58,10 +191,10 @@ impl AppState {
     /// Applies one complete delivery.
     pub fn apply(&self, d: &Delivery) {
         let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
-        // Retractions first: a delivery may replace a key's best entry.
+        // Retractions first: a delivery may replace a key's entry.
         for o in &d.outputs {
-            if let Output::Best(p, c, diff) = o {
-                if *diff < 0 {
+            match o {
+                Output::Best(p, c, diff) if *diff < 0 => {
                     let key = (p.symbol.clone(), p.horizon_bars);
                     if v.best
                         .get(&key)
@@ -70,6 +203,17 @@ impl AppState {
                         v.best.remove(&key);
                     }
                 }
+                Output::Champion(k, c, diff) if *diff < 0 && v.champions.get(k) == Some(c) => {
+                    v.champions.remove(k);
+                }
+                Output::Evaluation((s, h), day, e, diff) if *diff < 0 => {
+                    if let Some(rows) = v.evaluations.get_mut(&(s.clone(), *h, *day)) {
+                        if rows.get(&e.model) == Some(e) {
+                            rows.remove(&e.model);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         for o in &d.outputs {
@@ -84,12 +228,27 @@ impl AppState {
                         },
                     );
                 }
+                Output::Champion(k, c, diff) if *diff > 0 => {
+                    v.champions.insert(k.clone(), c.clone());
+                }
+                Output::Evaluation((s, h), day, e, diff) if *diff > 0 => {
+                    v.evaluations
+                        .entry((s.clone(), *h, *day))
+                        .or_default()
+                        .insert(e.model.clone(), e.clone());
+                }
                 Output::Bar(b) => {
                     v.stats.bars += 1;
                     v.stats.ticks += u64::from(b.trades);
                 }
                 Output::Prediction(_) => v.stats.predictions += 1,
-                Output::Score(_) => v.stats.scores += 1,
+                Output::Score(s) => {
+                    v.stats.scores += 1;
+                    v.rolling
+                        .entry((s.symbol.clone(), s.horizon_bars, s.model.clone()))
+                        .or_default()
+                        .push(s);
+                }
                 Output::Reject(r) => {
                     *v.stats
                         .rejects
@@ -99,8 +258,13 @@ impl AppState {
                 _ => {}
             }
         }
+        v.evaluations.retain(|_, rows| !rows.is_empty());
         if d.time > 0 {
-            v.stats.event_time_ms = Some(v.stats.event_time_ms.map_or(d.time, |t| t.max(d.time)));
+            let now = v.stats.event_time_ms.map_or(d.time, |t| t.max(d.time));
+            v.stats.event_time_ms = Some(now);
+            for w in v.rolling.values_mut() {
+                w.expire(now);
+            }
         }
     }
 
@@ -119,6 +283,65 @@ impl AppState {
             .collect()
     }
 
+    /// Champion, last day's evaluation and rolling metrics per series
+    /// (optionally of one symbol).
+    pub fn models(&self, symbol: Option<&str>) -> Vec<SeriesModels> {
+        let v = self.view.read().unwrap_or_else(|e| e.into_inner());
+        let mut series: Vec<Series> = v.champions.keys().cloned().collect();
+        series.extend(v.rolling.keys().map(|(s, h, _)| (s.clone(), *h)));
+        series.sort();
+        series.dedup();
+        series
+            .into_iter()
+            .filter(|(s, _)| symbol.is_none_or(|x| x == s))
+            .map(|(s, h)| {
+                let last = v
+                    .evaluations
+                    .range((s.clone(), h, i32::MIN)..=(s.clone(), h, i32::MAX))
+                    .next_back()
+                    .map(|((_, _, day), rows)| (*day, rows.values().cloned().collect::<Vec<_>>()));
+                let rolling = v
+                    .rolling
+                    .range((s.clone(), h, String::new())..)
+                    .take_while(|((s2, h2, _), _)| *s2 == s && *h2 == h)
+                    .map(|((_, _, m), w)| (m.clone(), w.metrics()))
+                    .collect();
+                SeriesModels {
+                    champion: v.champions.get(&(s.clone(), h)).cloned(),
+                    last_day: last.as_ref().map(|(d, _)| day_string(*d)),
+                    last_day_metrics: last.map(|(_, rows)| rows).unwrap_or_default(),
+                    rolling,
+                    symbol: s,
+                    horizon_bars: h,
+                }
+            })
+            .collect()
+    }
+
+    /// Evaluation rows, optionally of one symbol and/or one day.
+    pub fn evaluations(&self, symbol: Option<&str>, day: Option<i32>) -> Vec<EvaluationRow> {
+        let v = self.view.read().unwrap_or_else(|e| e.into_inner());
+        v.evaluations
+            .iter()
+            .filter(|((s, _, d), _)| symbol.is_none_or(|x| x == s) && day.is_none_or(|x| x == *d))
+            .flat_map(|((s, h, d), rows)| {
+                rows.values().map(move |e| EvaluationRow {
+                    symbol: s.clone(),
+                    horizon_bars: *h,
+                    day: day_string(*d),
+                    evaluation: e.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Is this symbol known (has a champion or a score)?
+    pub fn knows_symbol(&self, symbol: &str) -> bool {
+        let v = self.view.read().unwrap_or_else(|e| e.into_inner());
+        v.champions.keys().any(|(s, _)| s == symbol)
+            || v.rolling.keys().any(|(s, _, _)| s == symbol)
+    }
+
     /// The counters.
     pub fn stats(&self) -> Stats {
         self.view
@@ -126,5 +349,31 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .stats
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_round_trip() {
+        assert_eq!(day_string(0), "1970-01-01");
+        assert_eq!(day_string(19_675), "2023-11-14");
+        assert_eq!(day_string(-1), "1969-12-31");
+        for d in [-1000, 0, 59, 60, 11_016, 19_675, 20_000] {
+            assert_eq!(parse_day(&day_string(d)), Some(d));
+        }
+        for bad in [
+            "2024-02-30",
+            "2024-13-01",
+            "24-01-01",
+            "2024-1-01",
+            "yesterday",
+            "",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+        assert_eq!(parse_day("2024-02-29"), Some(19_782));
     }
 }

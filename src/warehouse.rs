@@ -2,7 +2,7 @@
 //! date, written with `deltalake`'s RecordBatchWriter and readable by any
 //! Delta reader.
 //!
-//! Tables: `bars`, `predictions`, `scores`, `rejects` (schemas below and in
+//! Tables: `bars`, `predictions`, `scores`, `evaluations`, `rejects` (schemas below and in
 //! the README). Prices and returns are doubles (IEEE-754, what the models
 //! compute with); instants are `timestamp` (µs, UTC); `date` is the UTC date
 //! partition. Each [`Warehouse::append`] makes at most one commit per table.
@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dataflows::bars::Bar;
-use dataflows::num::utc_day;
+use dataflows::champion::{Evaluation, SeriesKey};
+use dataflows::num::{utc_day, DAY_MS};
 use dataflows::predict::{Prediction, Score};
 use dataflows::tick::Reject;
 use deltalake::arrow::array::{
@@ -58,7 +59,7 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The tables, in a fixed order.
-pub const TABLES: [&str; 4] = ["bars", "predictions", "scores", "rejects"];
+pub const TABLES: [&str; 5] = ["bars", "predictions", "scores", "evaluations", "rejects"];
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -98,6 +99,9 @@ pub fn schema(table: &str) -> SchemaRef {
             field("base_price", Float64, false),
             field("predicted_return", Float64, false),
             field("predicted_price", Float64, false),
+            field("direction_prob", Float64, true),
+            field("interval_low", Float64, true),
+            field("interval_high", Float64, true),
             field("date", Date32, false),
         ],
         "scores" => vec![
@@ -110,6 +114,22 @@ pub fn schema(table: &str) -> SchemaRef {
             field("realized_return", Float64, false),
             field("error", Float64, false),
             field("hit", Boolean, false),
+            field("covered", Boolean, true),
+            field("date", Date32, false),
+        ],
+        "evaluations" => vec![
+            field("symbol", Utf8, false),
+            field("horizon_bars", Int32, false),
+            field("model", Utf8, false),
+            field("samples", Int64, false),
+            field("mae", Float64, false),
+            field("rmse", Float64, false),
+            field("hit_rate", Float64, false),
+            field("skill", Float64, false),
+            field("coverage", Float64, true),
+            field("winner", Boolean, false),
+            field("reason", Utf8, false),
+            field("evaluated_at", ts(), false),
             field("date", Date32, false),
         ],
         "rejects" => vec![
@@ -137,6 +157,8 @@ pub struct Rows {
     pub predictions: Vec<Prediction>,
     /// Scores.
     pub scores: Vec<Score>,
+    /// Daily evaluation rows: (series, UTC day, row).
+    pub evaluations: Vec<(SeriesKey, i32, Evaluation)>,
     /// Rejects, each with the wall-clock ms it was rejected at.
     pub rejects: Vec<(Reject, u64)>,
 }
@@ -144,7 +166,11 @@ pub struct Rows {
 impl Rows {
     /// Total rows.
     pub fn len(&self) -> usize {
-        self.bars.len() + self.predictions.len() + self.scores.len() + self.rejects.len()
+        self.bars.len()
+            + self.predictions.len()
+            + self.scores.len()
+            + self.evaluations.len()
+            + self.rejects.len()
     }
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
@@ -166,6 +192,10 @@ fn tsa_opt(v: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
 
 fn f64a(v: impl IntoIterator<Item = f64>) -> ArrayRef {
     Arc::new(Float64Array::from_iter_values(v))
+}
+
+fn f64opt(v: impl IntoIterator<Item = Option<f64>>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter(v))
 }
 
 fn date(v: impl IntoIterator<Item = u64>) -> ArrayRef {
@@ -220,6 +250,9 @@ pub fn batch(table: &str, rows: &Rows, interval_ms: u64) -> Result<RecordBatch> 
                 f64a(p.iter().map(|x| x.base_price.0)),
                 f64a(p.iter().map(|x| x.predicted_return.0)),
                 f64a(p.iter().map(|x| x.predicted_price.0)),
+                f64opt(p.iter().map(|x| x.direction_prob.map(|v| v.0))),
+                f64opt(p.iter().map(|x| x.interval_low.map(|v| v.0))),
+                f64opt(p.iter().map(|x| x.interval_high.map(|v| v.0))),
                 date(p.iter().map(|x| x.made_at_ms)),
             ]
         }
@@ -239,7 +272,35 @@ pub fn batch(table: &str, rows: &Rows, interval_ms: u64) -> Result<RecordBatch> 
                 Arc::new(BooleanArray::from(
                     s.iter().map(|x| x.hit()).collect::<Vec<_>>(),
                 )),
+                Arc::new(BooleanArray::from(
+                    s.iter().map(|x| x.covered).collect::<Vec<_>>(),
+                )),
                 date(s.iter().map(|x| x.target_at_ms)),
+            ]
+        }
+        "evaluations" => {
+            let e = &rows.evaluations;
+            let day_start = |d: i32| (d.max(0) as u64) * DAY_MS;
+            vec![
+                strs(e.iter().map(|((s, _), _, _)| s.as_str())),
+                Arc::new(Int32Array::from_iter_values(
+                    e.iter().map(|((_, h), _, _)| *h as i32),
+                )),
+                strs(e.iter().map(|(_, _, x)| x.model.as_str())),
+                Arc::new(Int64Array::from_iter_values(
+                    e.iter().map(|(_, _, x)| x.samples),
+                )),
+                f64a(e.iter().map(|(_, _, x)| x.mae.0)),
+                f64a(e.iter().map(|(_, _, x)| x.rmse.0)),
+                f64a(e.iter().map(|(_, _, x)| x.hit_rate.0)),
+                f64a(e.iter().map(|(_, _, x)| x.skill.0)),
+                f64opt(e.iter().map(|(_, _, x)| x.coverage.map(|v| v.0))),
+                Arc::new(BooleanArray::from(
+                    e.iter().map(|(_, _, x)| x.winner).collect::<Vec<_>>(),
+                )),
+                strs(e.iter().map(|(_, _, x)| x.reason.as_str())),
+                tsa(e.iter().map(|(_, d, _)| us(day_start(*d + 1)))),
+                date(e.iter().map(|(_, d, _)| day_start(*d))),
             ]
         }
         "rejects" => {
@@ -272,6 +333,7 @@ fn rows_in(table: &str, rows: &Rows) -> usize {
         "bars" => rows.bars.len(),
         "predictions" => rows.predictions.len(),
         "scores" => rows.scores.len(),
+        "evaluations" => rows.evaluations.len(),
         _ => rows.rejects.len(),
     }
 }

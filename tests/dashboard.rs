@@ -26,13 +26,16 @@ fn dashboard_renders_the_served_predictions() {
         base_price: F64(150.0),
         predicted_return: F64(0.0002),
         predicted_price: F64(150.0 * 0.0002f64.exp()),
+        direction_prob: Some(F64(0.7)),
+        interval_low: Some(F64(-0.001)),
+        interval_high: Some(F64(0.0015)),
     };
     let c = Champion {
         model: "rls".into(),
-        samples: 99,
-        mse: F64(1e-8),
-        persistence_mse: F64(2e-8),
+        since_ms: 1_699_920_000_000,
+        day: Some(19_674),
         skill: F64(0.5),
+        samples: 99,
         reason: "test".into(),
     };
     state.apply(&Delivery {

@@ -11,9 +11,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cryptoflow::http::{app, PredictionView};
 use cryptoflow::state::AppState;
-use dataflows::champion::Champion;
+use dataflows::champion::{Champion, Evaluation};
 use dataflows::num::F64;
-use dataflows::predict::Prediction;
+use dataflows::predict::{Prediction, Score};
 use dataflows::{Delivery, Output};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -29,16 +29,19 @@ fn prediction(symbol: &str, model: &str, h: u32, made_at: u64, base: f64, ret: f
         base_price: F64(base),
         predicted_return: F64(ret),
         predicted_price: F64(base * ret.exp()),
+        direction_prob: None,
+        interval_low: Some(F64(ret - 0.002)),
+        interval_high: Some(F64(ret + 0.002)),
     }
 }
 
 fn champion(model: &str, skill: f64) -> Champion {
     Champion {
         model: model.into(),
-        samples: 40,
-        mse: F64(1e-8),
-        persistence_mse: F64(2e-8),
+        since_ms: if skill > 0.0 { 1_699_920_000_000 } else { 0 },
+        day: (skill > 0.0).then_some(19_674),
         skill: F64(skill),
+        samples: 40,
         reason: "test".into(),
     }
 }
@@ -63,11 +66,38 @@ fn state() -> Arc<AppState> {
     });
     // The champion for BTC-USD changes: old entry retracted, new one inserted.
     let p3 = prediction("BTC-USD", "rls", 1, 1_700_000_002_000, 64_100.0, 0.001);
+    let eval = |model: &str, winner: bool| Evaluation {
+        model: model.into(),
+        samples: 500,
+        mae: F64(1e-3),
+        rmse: F64(2e-3),
+        hit_rate: F64(0.55),
+        skill: F64(if winner { 0.5 } else { 0.0 }),
+        coverage: Some(F64(0.8)),
+        winner,
+        reason: if winner { "best".into() } else { String::new() },
+    };
+    let score = |err: f64, covered: bool| Score {
+        symbol: "BTC-USD".into(),
+        horizon_bars: 1,
+        model: "rls".into(),
+        made_at_ms: 1_700_000_000_000,
+        target_at_ms: 1_700_000_001_000,
+        predicted_return: F64(err),
+        realized_return: F64(0.0),
+        covered: Some(covered),
+    };
+    let key = ("BTC-USD".to_string(), 1);
     s.apply(&Delivery {
         time: 1_700_000_002_000,
         outputs: vec![
             Output::Best(p3, champion("rls", 0.5), 1),
             Output::Best(p1, champion("persistence", 0.0), -1),
+            Output::Champion(key.clone(), champion("rls", 0.5), 1),
+            Output::Evaluation(key.clone(), 19_675, eval("rls", true), 1),
+            Output::Evaluation(key, 19_675, eval("persistence", false), 1),
+            Output::Score(score(0.001, true)),
+            Output::Score(score(-0.003, false)),
         ],
     });
     s
@@ -103,6 +133,45 @@ async fn endpoints_in_process() {
     assert_eq!(btc.target_at_ms, 1_700_000_003_000);
     assert!((btc.predicted_price - 64_100.0 * 0.001f64.exp()).abs() < 1e-9);
     assert_eq!(btc.champion_skill, 0.5);
+    assert_eq!(btc.champion_since_ms, 1_699_920_000_000);
+    // The interval is reported in prices: base · exp(return ± 0.002).
+    let lo = btc.interval_low.unwrap();
+    let hi = btc.interval_high.unwrap();
+    assert!(
+        (lo - 64_100.0 * (0.001f64 - 0.002).exp()).abs() < 1e-9,
+        "{lo}"
+    );
+    assert!(
+        (hi - 64_100.0 * (0.001f64 + 0.002).exp()).abs() < 1e-9,
+        "{hi}"
+    );
+    assert!(lo < btc.predicted_price && btc.predicted_price < hi);
+
+    let (status, body) = get(s.clone(), "/api/models").await;
+    assert_eq!(status, StatusCode::OK);
+    let series = body.as_array().unwrap();
+    let btc1 = series
+        .iter()
+        .find(|m| m["symbol"] == "BTC-USD" && m["horizon_bars"] == 1)
+        .unwrap();
+    assert_eq!(btc1["champion"]["model"], "rls");
+    assert_eq!(btc1["last_day"], "2023-11-14");
+    assert_eq!(btc1["last_day_metrics"].as_array().unwrap().len(), 2);
+    assert_eq!(btc1["rolling"]["rls"]["samples"], 2);
+    // Errors 0.001 and 0.003 from the scores applied in `state()`.
+    assert!((btc1["rolling"]["rls"]["mae"].as_f64().unwrap() - 0.002).abs() < 1e-12);
+    assert_eq!(btc1["rolling"]["rls"]["coverage"], 0.5);
+
+    let (status, body) = get(s.clone(), "/api/evaluations?symbol=BTC-USD&day=2023-11-14").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = body.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .any(|r| r["model"] == "rls" && r["winner"] == true && r["day"] == "2023-11-14"));
+    let (status, body) = get(s.clone(), "/api/evaluations?day=2023-11-15").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 0);
 
     let (status, body) = get(s.clone(), "/api/predictions/ETH-USD").await;
     assert_eq!(status, StatusCode::OK);
@@ -119,6 +188,12 @@ async fn endpoints_in_process() {
         ("/api/predictions?horizon_ms=soon", StatusCode::BAD_REQUEST),
         ("/api/predictions?colour=red", StatusCode::BAD_REQUEST),
         ("/api/nothing-here", StatusCode::NOT_FOUND),
+        ("/api/models?symbol=DOGE-USD", StatusCode::NOT_FOUND),
+        ("/api/models?symbol=doge", StatusCode::BAD_REQUEST),
+        ("/api/models?day=2023-11-14", StatusCode::BAD_REQUEST),
+        ("/api/evaluations?day=2023-02-30", StatusCode::BAD_REQUEST),
+        ("/api/evaluations?day=yesterday", StatusCode::BAD_REQUEST),
+        ("/api/evaluations?symbol=XRP-USD", StatusCode::NOT_FOUND),
     ] {
         let (status, body) = get(s.clone(), uri).await;
         assert_eq!(status, code, "{uri}");

@@ -1,5 +1,5 @@
 //! The whole dataflow, assembled: source → validate → bars → predict →
-//! score → champion → best predictions, and one exit for everything that
+//! score → daily evaluation → champion → best predictions, and one exit for everything that
 //! leaves it.
 //!
 //! Every output goes through a single "Export" sink on worker 0, which hands
@@ -21,7 +21,8 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::bars::{bars, Bar, BarConfig};
 use crate::champion::{
-    best_predictions, champions, score_window, Champion, ChampionConfig, SeriesKey,
+    best_predictions, champions, daily_sums, evaluations, Champion, ChampionConfig, Evaluation,
+    SeriesKey,
 };
 use crate::predict::{predictor, ModelEvent, PredictConfig, Prediction, Score};
 use crate::source::{tick_source, RecordReader, SourceConfig};
@@ -38,6 +39,8 @@ pub enum Output {
     Score(Score),
     /// A rejected record.
     Reject(Reject),
+    /// A change to the daily-evaluation collection: (series, UTC day, row).
+    Evaluation(SeriesKey, i32, Evaluation, isize),
     /// A change to the champion collection.
     Champion(SeriesKey, Champion, isize),
     /// A change to the best-prediction collection.
@@ -89,11 +92,6 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         predict,
         champion,
     } = config;
-    let ChampionConfig {
-        window_ms,
-        min_samples,
-        min_skill,
-    } = champion;
     let predict = PredictConfig {
         interval_ms: bar_config.interval_ms,
         ..predict
@@ -113,11 +111,9 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             ModelEvent::Score(_) => None,
         })
         .as_collection();
-    let champs = champions(
-        score_window(scores.clone(), window_ms),
-        min_samples,
-        min_skill,
-    );
+    let evals = evaluations(daily_sums(scores.clone()), champion);
+    let series = current.clone().map(|p| (p.symbol, p.horizon_bars));
+    let champs = champions(evals.clone(), series);
     let best = best_predictions(current.clone(), champs.clone());
 
     let outputs: Vec<StreamVec<'s, u64, (Output, u64)>> = vec![
@@ -130,6 +126,9 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             .flat_map(|(p, t, d)| (d > 0).then_some((Output::Prediction(p), t))),
         scores.map(|(s, t)| (Output::Score(s), t)),
         rejects.map(|r| (Output::Reject(r), 0)),
+        evals
+            .inner
+            .map(|(((k, day), e), t, d)| (Output::Evaluation(k, day, e, d), t)),
         champs
             .inner
             .map(|((k, c), t, d)| (Output::Champion(k, c, d), t)),
@@ -178,6 +177,7 @@ pub fn consolidate(mut outputs: Vec<Output>) -> Vec<Output> {
     fn split(o: Output) -> (Output, isize) {
         match o {
             Output::Champion(k, c, d) => (Output::Champion(k, c, 0), d),
+            Output::Evaluation(k, day, e, d) => (Output::Evaluation(k, day, e, 0), d),
             Output::Best(p, c, d) => (Output::Best(p, c, 0), d),
             other => (other, 0),
         }
@@ -185,6 +185,7 @@ pub fn consolidate(mut outputs: Vec<Output>) -> Vec<Output> {
     fn join(o: Output, d: isize) -> Output {
         match o {
             Output::Champion(k, c, _) => Output::Champion(k, c, d),
+            Output::Evaluation(k, day, e, _) => Output::Evaluation(k, day, e, d),
             Output::Best(p, c, _) => Output::Best(p, c, d),
             other => other,
         }
@@ -193,7 +194,10 @@ pub fn consolidate(mut outputs: Vec<Output>) -> Vec<Output> {
     let mut result: Vec<Output> = Vec::with_capacity(outputs.len());
     let mut pending: Option<(Output, isize)> = None;
     for o in outputs {
-        let is_update = matches!(o, Output::Champion(..) | Output::Best(..));
+        let is_update = matches!(
+            o,
+            Output::Champion(..) | Output::Best(..) | Output::Evaluation(..)
+        );
         if !is_update {
             if let Some((p, d)) = pending.take() {
                 if d != 0 {

@@ -47,6 +47,13 @@ pub struct Prediction {
     pub predicted_return: F64,
     /// `base_price · exp(predicted_return)`.
     pub predicted_price: F64,
+    /// Probability that the return is positive (models that have one).
+    pub direction_prob: Option<F64>,
+    /// Lower end of the 80% prediction interval of the return (conformal:
+    /// this model's recent residual quantiles on this series), once known.
+    pub interval_low: Option<F64>,
+    /// Upper end of the 80% prediction interval of the return.
+    pub interval_high: Option<F64>,
 }
 
 /// A prediction scored against its realised outcome.
@@ -66,6 +73,8 @@ pub struct Score {
     pub predicted_return: F64,
     /// What happened.
     pub realized_return: F64,
+    /// Whether the outcome fell inside the prediction interval (None: no interval yet).
+    pub covered: Option<bool>,
 }
 
 impl Score {
@@ -104,8 +113,8 @@ pub struct PredictConfig {
 impl Default for PredictConfig {
     fn default() -> Self {
         PredictConfig {
-            horizons: vec![1, 5],
-            warmup: 20,
+            horizons: vec![1, 5, 15],
+            warmup: 0,
             interval_ms: 1_000,
             models: ModelSet::default(),
         }
@@ -116,12 +125,67 @@ struct Pending {
     made_at: u64,
     base: f64,
     x: Features,
-    preds: Vec<f64>,
+    preds: Vec<(f64, Option<(f64, f64)>)>,
+}
+
+/// Central coverage of the prediction intervals.
+pub const INTERVAL_COVERAGE: f64 = 0.8;
+/// Residuals kept per (symbol, horizon, model) for the intervals.
+pub const RESIDUAL_WINDOW: usize = 250;
+/// Residuals needed before an interval is reported.
+pub const MIN_RESIDUALS: usize = 20;
+
+/// The last `cap` residuals of a model, kept sorted for quantiles: O(log n)
+/// search plus a short memmove per update, no re-sorting.
+#[derive(Clone, Debug, Default)]
+pub struct Residuals {
+    ring: VecDeque<f64>,
+    sorted: Vec<f64>,
+    cap: usize,
+}
+
+impl Residuals {
+    /// An empty window of `cap` residuals.
+    pub fn new(cap: usize) -> Self {
+        Residuals {
+            ring: VecDeque::with_capacity(cap + 1),
+            sorted: Vec::with_capacity(cap + 1),
+            cap,
+        }
+    }
+
+    /// Adds a residual (realised − predicted), evicting the oldest.
+    pub fn push(&mut self, r: f64) {
+        if !r.is_finite() {
+            return;
+        }
+        self.ring.push_back(r);
+        let at = self.sorted.partition_point(|x| x.total_cmp(&r).is_lt());
+        self.sorted.insert(at, r);
+        if self.ring.len() > self.cap {
+            let old = self.ring.pop_front().expect("non-empty");
+            let at = self.sorted.partition_point(|x| x.total_cmp(&old).is_lt());
+            self.sorted.remove(at);
+        }
+    }
+
+    /// The (lower, upper) residual quantiles of a central `coverage`
+    /// interval, once at least `min` residuals are known.
+    pub fn interval(&self, coverage: f64, min: usize) -> Option<(f64, f64)> {
+        let n = self.sorted.len();
+        if n < min.max(1) {
+            return None;
+        }
+        let tail = (1.0 - coverage) / 2.0;
+        let idx = |q: f64| ((q * (n - 1) as f64).round() as usize).min(n - 1);
+        Some((self.sorted[idx(tail)], self.sorted[idx(1.0 - tail)]))
+    }
 }
 
 struct HorizonState {
     h: u32,
     models: Vec<Box<dyn OnlineModel>>,
+    residuals: Vec<Residuals>,
     pending: VecDeque<Pending>,
     current: Vec<Option<Prediction>>,
 }
@@ -139,11 +203,12 @@ impl SymbolState {
                 .horizons
                 .iter()
                 .map(|&h| {
-                    let models = config.models.instantiate();
+                    let models = config.models.instantiate(h);
                     let n = models.len();
                     HorizonState {
                         h,
                         models,
+                        residuals: vec![Residuals::new(RESIDUAL_WINDOW); n],
                         pending: VecDeque::new(),
                         current: vec![None; n],
                     }
@@ -181,14 +246,17 @@ fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut 
             }
             let y = (close / p.base).ln();
             for (m, model) in hs.models.iter_mut().enumerate() {
+                let (pred, interval) = p.preds[m];
+                hs.residuals[m].push(y - pred);
                 out.push(ModelEvent::Score(Score {
                     symbol: bar.symbol.clone(),
                     horizon_bars: hs.h,
                     model: model.name().to_string(),
                     made_at_ms: p.made_at,
                     target_at_ms: bar.end_ms,
-                    predicted_return: F64(p.preds[m]),
+                    predicted_return: F64(pred),
                     realized_return: F64(y),
+                    covered: interval.map(|(lo, hi)| lo <= y && y <= hi),
                 }));
                 if model.learn(&p.x, y) {
                     warn!(symbol = %bar.symbol, model = model.name(), horizon = hs.h, "model reset after divergence");
@@ -197,10 +265,14 @@ fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut 
         }
         let Some(x) = x else { continue };
         let mut preds = Vec::with_capacity(hs.models.len());
-        for (m, model) in hs.models.iter().enumerate() {
-            let r = model.predict(&x);
-            let r = if r.is_finite() { r } else { 0.0 };
-            preds.push(r);
+        for (m, model) in hs.models.iter_mut().enumerate() {
+            model.observe(&x);
+            let f = model.predict(&x);
+            let r = if f.ret.is_finite() { f.ret } else { 0.0 };
+            let interval = hs.residuals[m]
+                .interval(INTERVAL_COVERAGE, MIN_RESIDUALS)
+                .map(|(lo, hi)| (r + lo, r + hi));
+            preds.push((r, interval));
             let pred = Prediction {
                 symbol: bar.symbol.clone(),
                 horizon_bars: hs.h,
@@ -211,6 +283,9 @@ fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut 
                 base_price: bar.close,
                 predicted_return: F64(r),
                 predicted_price: F64(close * r.exp()),
+                direction_prob: f.direction_prob.filter(|p| p.is_finite()).map(F64),
+                interval_low: interval.map(|i| F64(i.0)),
+                interval_high: interval.map(|i| F64(i.1)),
             };
             if let Some(old) = hs.current[m].replace(pred.clone()) {
                 out.push(ModelEvent::Current(old, -1));
@@ -277,13 +352,15 @@ mod tests {
     fn scores_each_prediction_once_at_its_target() {
         let config = PredictConfig {
             horizons: vec![1, 3],
-            warmup: 6,
+            warmup: 0,
             interval_ms: 1_000,
             models: ModelSet::default(),
         };
         let mut st = SymbolState::new(&config);
         let mut out = Vec::new();
-        let closes: Vec<f64> = (0..30).map(|i| 100.0 + (i as f64 * 0.7).sin()).collect();
+        let n = 200usize;
+        let w = crate::features::WARMUP_BARS as usize;
+        let closes: Vec<f64> = (0..n).map(|i| 100.0 + (i as f64 * 0.7).sin()).collect();
         for (i, c) in closes.iter().enumerate() {
             let bar = flat_bar("A-B", i as u64 * 1_000, 1_000, F64(*c));
             on_bar(&mut st, &bar, &config, &mut out);
@@ -299,14 +376,14 @@ mod tests {
             })
             .collect();
         let models = config.models.names().len();
-        // Predictions start at bar index 5 (the 6th bar); horizon h scores bars 5..30-h.
+        // Predictions start at bar index w-1 (after warm-up); horizon h scores bars w-1..n-h.
         assert_eq!(
             scores.iter().filter(|s| s.horizon_bars == 1).count(),
-            (30 - 5 - 1) * models
+            (n - (w - 1) - 1) * models
         );
         assert_eq!(
             scores.iter().filter(|s| s.horizon_bars == 3).count(),
-            (30 - 5 - 3) * models
+            (n - (w - 1) - 3) * models
         );
         for s in &scores {
             assert_eq!(
@@ -326,5 +403,30 @@ mod tests {
         }
         assert_eq!(net.len(), 2 * models);
         assert!(net.values().all(|d| *d == 1));
+    }
+}
+
+#[cfg(test)]
+mod residual_tests {
+    use super::*;
+
+    #[test]
+    fn residual_quantiles_match_a_sort() {
+        let mut rng = crate::sim::Rng::new(9);
+        let mut r = Residuals::new(50);
+        let mut all = Vec::new();
+        for i in 0..500 {
+            let x = rng.normal();
+            r.push(x);
+            all.push(x);
+            let mut last: Vec<f64> = all[all.len().saturating_sub(50)..].to_vec();
+            last.sort_by(f64::total_cmp);
+            let n = last.len();
+            let got = r.interval(0.8, 1).unwrap();
+            let idx = |q: f64| ((q * (n - 1) as f64).round() as usize).min(n - 1);
+            let tail = (1.0 - 0.8) / 2.0;
+            assert_eq!(got, (last[idx(tail)], last[idx(1.0 - tail)]), "step {i}");
+        }
+        assert!(Residuals::new(5).interval(0.8, 1).is_none());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dataflows::bars::{aggregate, bar_bounds, fill_gap, Bar, BarConfig};
 use dataflows::harness::run_in_memory;
-use dataflows::num::F64;
+use dataflows::num::{DAY_MS, F64};
 use dataflows::sim::{Regime, SimConfig, Simulator};
 use dataflows::source::{partition_records, Record, SourceConfig};
 use dataflows::tick::{decode, Position, RejectReason, Tick, ValidationLimits};
@@ -287,24 +287,43 @@ fn final_champions(d: &[Delivery]) -> BTreeMap<(String, u32), dataflows::champio
 
 fn market(regime: Regime, seed: u64) -> Vec<(String, Vec<u8>)> {
     let mut cfg = SimConfig::default_market(seed, START);
+    cfg.symbols.truncate(2);
     cfg.regime = regime;
-    cfg.trades_per_sec = 3.0;
+    cfg.trades_per_sec = 1.0;
+    // The rest of START's UTC day, all of the next, and an hour more.
+    let end = (START / DAY_MS + 2) * DAY_MS + 3_600_000;
     Simulator::new(cfg)
-        .take_while(|t| t.ts_ms < START + 40 * 60_000)
+        .take_while(|t| t.ts_ms < end)
         .map(|t| (t.symbol.clone(), t.to_json().into_bytes()))
         .collect()
 }
 
 #[test]
-fn learned_model_wins_on_momentum_and_persistence_holds_on_a_random_walk() {
+fn daily_champion_is_learned_on_momentum_and_persistence_on_a_random_walk() {
     let mut cfg = config();
-    cfg.champion.window_ms = 20 * 60_000;
-    cfg.champion.min_samples = 200;
-    let mom = final_champions(&run(
-        &partition_records(market(Regime::Momentum, 3), PARTITIONS),
-        2,
-        cfg.clone(),
-    ));
+    cfg.bars.interval_ms = 10_000;
+    let run_market = |regime| {
+        let d = run(
+            &partition_records(market(regime, 3), PARTITIONS),
+            2,
+            cfg.clone(),
+        );
+        // Evaluations of the last complete day, and the champions at the end.
+        let last_day = (START / DAY_MS + 1) as i32;
+        let mut evals: BTreeMap<(String, u32, String), dataflows::champion::Evaluation> =
+            BTreeMap::new();
+        for o in d.iter().flat_map(|d| d.outputs.iter()) {
+            if let Output::Evaluation((s, h), day, e, diff) = o {
+                if *day == last_day && *diff > 0 {
+                    evals.insert((s.clone(), *h, e.model.clone()), e.clone());
+                }
+            }
+        }
+        (final_champions(&d), evals)
+    };
+
+    let (mom, evals) = run_market(Regime::Momentum);
+    assert_eq!(mom.len(), 2 * 3, "{mom:#?}");
     let learned: Vec<_> = mom
         .iter()
         .filter(|(_, c)| c.model != "persistence")
@@ -313,19 +332,22 @@ fn learned_model_wins_on_momentum_and_persistence_holds_on_a_random_walk() {
         learned.len() >= mom.len() / 2,
         "momentum champions: {mom:#?}"
     );
-    assert!(learned.iter().all(|(_, c)| c.skill.0 > 0.0));
+    assert!(learned
+        .iter()
+        .all(|(_, c)| c.skill.0 > 0.0 && c.day.is_some() && c.since_ms % DAY_MS == 0));
+    // Every model was evaluated on the full day, exactly one winner per series.
+    assert_eq!(evals.len(), 2 * 3 * 6, "{}", evals.len());
+    for ((s, h, _), e) in &evals {
+        assert!(e.samples > 8_000, "{s} {h} {e:?}");
+        assert!(e.coverage.is_some_and(|c| c.0 > 0.5), "{e:?}");
+    }
+    let winners = evals.values().filter(|e| e.winner).count();
+    assert_eq!(winners, 2 * 3);
 
-    let rw = final_champions(&run(
-        &partition_records(market(Regime::RandomWalk, 3), PARTITIONS),
-        2,
-        cfg,
-    ));
+    let (rw, _) = run_market(Regime::RandomWalk);
     let not_base: Vec<_> = rw
         .iter()
         .filter(|(_, c)| c.model != "persistence")
         .collect();
-    assert!(
-        not_base.len() <= rw.len() / 5,
-        "random-walk champions: {rw:#?}"
-    );
+    assert!(not_base.is_empty(), "random-walk champions: {rw:#?}");
 }

@@ -1,5 +1,5 @@
-//! The HTTP API (axum): current best predictions and health, plus a small
-//! live dashboard page. Read-only: nothing here changes pipeline state.
+//! The HTTP API (axum): current best predictions, model leaderboards (champion,
+//! daily evaluations, rolling metrics) and health, plus a small live dashboard. Read-only: nothing here changes pipeline state.
 //!
 //! `app(state)` builds the router so tests can call it in-process as well
 //! as over a socket. Every error is a JSON body `{"error": {...}}` with the
@@ -65,10 +65,16 @@ pub struct PredictionView {
     pub made_at_ms: u64,
     /// Bar close it predicts (epoch ms).
     pub target_at_ms: u64,
-    /// Champion's skill versus persistence over the scoring window.
+    /// Probability that the return is positive (models that have one).
+    pub direction_prob: Option<f64>,
+    /// Lower end of the 80% prediction interval, as a price.
+    pub interval_low: Option<f64>,
+    /// Upper end of the 80% prediction interval, as a price.
+    pub interval_high: Option<f64>,
+    /// Since when this model is champion (epoch ms; 0: baseline before any evaluated day).
+    pub champion_since_ms: u64,
+    /// The champion's skill versus persistence on the day it won.
     pub champion_skill: f64,
-    /// Scores behind the champion choice.
-    pub champion_samples: i64,
     /// Why this model is champion.
     pub champion_reason: String,
 }
@@ -79,6 +85,7 @@ impl From<BestEntry> for PredictionView {
             prediction: p,
             champion: c,
         } = e;
+        let base = p.base_price.0;
         PredictionView {
             symbol: p.symbol,
             horizon_bars: p.horizon_bars,
@@ -86,11 +93,14 @@ impl From<BestEntry> for PredictionView {
             model: p.model,
             predicted_return: p.predicted_return.0,
             predicted_price: p.predicted_price.0,
-            base_price: p.base_price.0,
+            base_price: base,
             made_at_ms: p.made_at_ms,
             target_at_ms: p.target_at_ms,
+            direction_prob: p.direction_prob.map(|x| x.0),
+            interval_low: p.interval_low.map(|r| base * r.0.exp()),
+            interval_high: p.interval_high.map(|r| base * r.0.exp()),
+            champion_since_ms: c.since_ms,
             champion_skill: c.skill.0,
-            champion_samples: c.samples,
             champion_reason: c.reason,
         }
     }
@@ -113,6 +123,8 @@ pub fn app(state: Shared) -> Router {
         .route("/api/health", get(health))
         .route("/api/predictions", get(predictions))
         .route("/api/predictions/{symbol}", get(predictions_for))
+        .route("/api/models", get(models))
+        .route("/api/evaluations", get(evaluations))
         .fallback(not_found)
         .with_state(state)
 }
@@ -183,10 +195,77 @@ async fn predictions_for(
     ))
 }
 
+/// Filters of `/api/models` and `/api/evaluations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelQuery {
+    /// Only this symbol.
+    pub symbol: Option<String>,
+    /// Only this UTC day, YYYY-MM-DD (evaluations only).
+    pub day: Option<String>,
+}
+
+fn check_symbol(state: &AppState, symbol: Option<&str>) -> Result<(), ApiError> {
+    let Some(s) = symbol else { return Ok(()) };
+    if !is_canonical_symbol(s) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{s}` is not a canonical BASE-QUOTE symbol such as BTC-USD"),
+        ));
+    }
+    if !state.knows_symbol(s) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no models for symbol `{s}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("bad query: {}", e.body_text()),
+    )
+}
+
+async fn models(
+    State(state): State<Shared>,
+    q: Result<Query<ModelQuery>, QueryRejection>,
+) -> Result<Json<Vec<crate::state::SeriesModels>>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    if q.day.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`day` filters /api/evaluations, not /api/models",
+        ));
+    }
+    check_symbol(&state, q.symbol.as_deref())?;
+    Ok(Json(state.models(q.symbol.as_deref())))
+}
+
+async fn evaluations(
+    State(state): State<Shared>,
+    q: Result<Query<ModelQuery>, QueryRejection>,
+) -> Result<Json<Vec<crate::state::EvaluationRow>>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    check_symbol(&state, q.symbol.as_deref())?;
+    let day = match q.day.as_deref() {
+        None => None,
+        Some(d) => Some(crate::state::parse_day(d).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`{d}` is not a date like 2026-11-24"),
+            )
+        })?),
+    };
+    Ok(Json(state.evaluations(q.symbol.as_deref(), day)))
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/health, /api/predictions",
+        "no such endpoint; see /api/health, /api/predictions, /api/models, /api/evaluations",
     )
 }
 

@@ -37,7 +37,7 @@ def close(a, b):
 def main():
     a, b, ticks_path = sys.argv[1:4]
     counts = {}
-    for name in ["bars", "predictions", "scores", "rejects"]:
+    for name in ["bars", "predictions", "scores", "evaluations", "rejects"]:
         drop = ("rejected_at", "date") if name == "rejects" else ()
         ra = sorted(canon(r, drop) for r in rows(a, name))
         rb = sorted(canon(r, drop) for r in rows(b, name))

@@ -1,7 +1,7 @@
 //! The baselines every learned model must beat: persistence (the price stays
 //! where it is: zero return) and drift (an EWMA of realised horizon returns).
 
-use super::OnlineModel;
+use super::{Forecast, OnlineModel};
 use crate::features::Features;
 
 /// Predicts no change.
@@ -12,8 +12,8 @@ impl OnlineModel for Persistence {
     fn name(&self) -> &'static str {
         super::PERSISTENCE
     }
-    fn predict(&self, _x: &Features) -> f64 {
-        0.0
+    fn predict(&self, _x: &Features) -> Forecast {
+        Forecast::point(0.0)
     }
     fn learn(&mut self, _x: &Features, _y: f64) -> bool {
         false
@@ -41,8 +41,8 @@ impl OnlineModel for EwmaDrift {
     fn name(&self) -> &'static str {
         "ewma_drift"
     }
-    fn predict(&self, _x: &Features) -> f64 {
-        self.mean
+    fn predict(&self, _x: &Features) -> Forecast {
+        Forecast::point(self.mean)
     }
     fn learn(&mut self, _x: &Features, y: f64) -> bool {
         if !y.is_finite() {
@@ -62,11 +62,11 @@ mod tests {
         let mut m = EwmaDrift::new(0.5);
         let x = Features::default();
         m.learn(&x, 1.0);
-        assert_eq!(m.predict(&x), 0.5);
+        assert_eq!(m.predict(&x).ret, 0.5);
         m.learn(&x, 1.0);
-        assert_eq!(m.predict(&x), 0.75);
+        assert_eq!(m.predict(&x).ret, 0.75);
         m.learn(&x, f64::NAN);
-        assert_eq!(m.predict(&x), 0.75);
-        assert_eq!(Persistence.predict(&x), 0.0);
+        assert_eq!(m.predict(&x).ret, 0.75);
+        assert_eq!(Persistence.predict(&x).ret, 0.0);
     }
 }
