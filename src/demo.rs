@@ -1,7 +1,10 @@
 //! `cryptoflow demo`: the whole system on embedded defaults, with nothing to
 //! set up. It starts a Kafka-protocol broker on a free loopback port, creates
-//! the `ticks` topic, runs the simulated feed in real time and `run` on two
-//! workers with the HTTP server, until Ctrl-C. Everything it writes goes under
+//! the `ticks` topic, replays simulated history since the start of yesterday
+//! (UTC) at full speed, so the daily evaluation has a complete day to judge
+//! and champions exist within the first minute, then continues the simulated
+//! feed in real time; `run` works on two workers (10 s bars) with the HTTP
+//! server, until Ctrl-C. Everything it writes goes under
 //! `--data-dir` (the broker's log too).
 
 use std::net::SocketAddr;
@@ -28,6 +31,27 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Use this broker instead of starting one.
     pub brokers: Option<String>,
+    /// Replay simulated history since the start of yesterday (UTC) first.
+    pub history: bool,
+}
+
+/// Bar length of the demo: 10 s, so that a day and a half of history
+/// replays in seconds and live predictions still move every few seconds.
+pub const DEMO_BAR_MS: u64 = 10_000;
+/// Trade rate per symbol during the replayed history (live: 10/s).
+pub const HISTORY_TRADES_PER_SEC: f64 = 0.5;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// History to replay so that at least one whole UTC day (yesterday) is
+/// evaluated: from the start of yesterday to now.
+pub fn history_ms(now: u64) -> u64 {
+    now % dataflows::num::DAY_MS + dataflows::num::DAY_MS
 }
 
 /// Errors of the demo.
@@ -75,6 +99,12 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
         max_ticks: None,
         max_speed: false,
         start_ms: None,
+        history_ms: if opts.history {
+            history_ms(now_ms())
+        } else {
+            0
+        },
+        history_trades_per_sec: HISTORY_TRADES_PER_SEC,
     };
     let feed_stop = stop.clone();
     let feed = std::thread::spawn(move || {
@@ -97,8 +127,8 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
             http: Some(opts.http),
             lateness_ms: 2_000,
             max_future_ms: 60_000,
-            bar_ms: 1_000,
-            horizons: vec![1, 5],
+            bar_ms: DEMO_BAR_MS,
+            horizons: vec![1, 5, 15],
             from: StartFrom::Earliest,
             until_end: false,
             commit_interval: Duration::from_secs(2),

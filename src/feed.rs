@@ -29,6 +29,11 @@ pub struct FeedOptions {
     pub max_speed: bool,
     /// First event time (default: now).
     pub start_ms: Option<u64>,
+    /// Replay this much simulated history first, as fast as the broker
+    /// takes it, at `history_trades_per_sec`, then continue live.
+    pub history_ms: u64,
+    /// Trade rate during the history.
+    pub history_trades_per_sec: f64,
 }
 
 /// What a feed run produced.
@@ -54,16 +59,29 @@ fn now_ms() -> u64 {
 /// Runs the feed until `max_ticks` or `stop`; flushes before returning.
 pub fn run_sim_feed(opts: &FeedOptions, stop: &Stop) -> kafka::Result<FeedSummary> {
     let producer = TickProducer::new(&opts.brokers, &opts.topic)?;
-    let start = opts.start_ms.unwrap_or_else(now_ms);
+    let live_start = opts.start_ms.unwrap_or_else(now_ms);
+    let start = live_start.saturating_sub(opts.history_ms);
     let mut cfg = SimConfig::default_market(opts.seed, start);
-    cfg.trades_per_sec = opts.trades_per_sec;
+    let in_history = opts.history_ms > 0;
+    cfg.trades_per_sec = if in_history {
+        opts.history_trades_per_sec
+    } else {
+        opts.trades_per_sec
+    };
+    let mut sim = Simulator::new(cfg);
+    let mut live = !in_history;
     let clock0 = Instant::now();
     let mut produced = 0u64;
-    for tick in Simulator::new(cfg) {
+    while let Some(tick) = sim.next() {
+        if !live && tick.ts_ms >= live_start {
+            live = true;
+            sim.set_rate(opts.trades_per_sec);
+            info!(produced, "history produced; continuing live");
+        }
         if stop.is_set() || opts.max_ticks.is_some_and(|m| produced >= m) {
             break;
         }
-        if !opts.max_speed {
+        if live && !opts.max_speed {
             // Wait until the tick's event time has come (checking stop).
             loop {
                 let now = now_ms();

@@ -132,6 +132,9 @@ struct DemoArgs {
     /// Use this broker instead of starting a local one.
     #[arg(long)]
     brokers: Option<String>,
+    /// Start live, without replaying simulated history first.
+    #[arg(long)]
+    no_history: bool,
 }
 
 #[derive(Args)]
@@ -253,6 +256,7 @@ fn real_main() -> anyhow::Result<()> {
                 workers,
                 seed,
                 brokers,
+                no_history,
             } = a;
             demo(
                 DemoOptions {
@@ -261,6 +265,7 @@ fn real_main() -> anyhow::Result<()> {
                     workers: workers.into(),
                     seed,
                     brokers,
+                    history: !no_history,
                 },
                 Stop::new(),
             )?;
@@ -303,6 +308,8 @@ fn real_main() -> anyhow::Result<()> {
                 max_ticks: ticks,
                 max_speed,
                 start_ms,
+                history_ms: 0,
+                history_trades_per_sec: rate,
             };
             let summary = run_sim_feed(&opts, &stop).context("simulated feed")?;
             println!("{}", serde_json::to_string(&summary)?);

@@ -78,6 +78,19 @@ fn dashboard_renders_the_served_predictions() {
         "predicted price not rendered:\n{dom}"
     );
     assert!(dom.contains("0.5000"), "skill not rendered:\n{dom}");
+    assert!(
+        dom.contains("0.700"),
+        "direction probability not rendered:\n{dom}"
+    );
+    // 150 · exp(-0.001) and 150 · exp(0.0015), to 8 significant digits.
+    assert!(
+        dom.contains("149.85007 – 150.22517"),
+        "interval not rendered:\n{dom}"
+    );
+    assert!(
+        dom.contains("2023-11-14 00:00"),
+        "champion since not rendered:\n{dom}"
+    );
 
     tx.send(()).unwrap();
     rt.block_on(server).unwrap().unwrap();

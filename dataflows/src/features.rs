@@ -64,6 +64,19 @@ pub struct Features {
 
 /// Volatility floor, so scaled features stay finite on a flat market.
 pub const MIN_VOL: f64 = 1e-8;
+/// Scaled inputs are clipped to ±this many volatilities: after a quiet
+/// stretch the volatility is tiny and one trade would otherwise hand the
+/// linear models an input of thousands.
+pub const MAX_SCALED: f64 = 10.0;
+
+/// Clips a volatility-scaled input to ±[`MAX_SCALED`].
+pub fn winsor(x: f64) -> f64 {
+    if x.is_finite() {
+        x.clamp(-MAX_SCALED, MAX_SCALED)
+    } else {
+        0.0
+    }
+}
 
 impl Features {
     /// Volatility used to scale returns: the short realised volatility, floored.
@@ -72,17 +85,18 @@ impl Features {
     }
 
     /// The regression vector shared by the linear models: a bias, returns
-    /// scaled by volatility (so weights are comparable across symbols),
-    /// MACD and VWAP deviation scaled the same way, RSI centred, imbalance.
+    /// scaled by volatility (so weights are comparable across symbols) and
+    /// clipped, MACD and VWAP deviation scaled the same way, RSI centred,
+    /// imbalance.
     pub fn vector(&self) -> [f64; FEATURE_DIM] {
         let v = self.scale();
         [
             1.0,
-            self.ret[0] / v,
-            self.ret[1] / (v * 5f64.sqrt()),
-            self.ret[2] / (v * 15f64.sqrt()),
-            self.macd / v,
-            self.vwap_dev / v,
+            winsor(self.ret[0] / v),
+            winsor(self.ret[1] / (v * 5f64.sqrt())),
+            winsor(self.ret[2] / (v * 15f64.sqrt())),
+            winsor(self.macd / v),
+            winsor(self.vwap_dev / v),
             (self.rsi - 50.0) / 50.0,
             self.ofi,
         ]

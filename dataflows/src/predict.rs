@@ -128,6 +128,9 @@ struct Pending {
     preds: Vec<(f64, Option<(f64, f64)>)>,
 }
 
+/// Largest forecast, in volatilities of the horizon (√h · realised vol).
+pub const MAX_MOVE_VOLS: f64 = 10.0;
+
 /// Central coverage of the prediction intervals.
 pub const INTERVAL_COVERAGE: f64 = 0.8;
 /// Residuals kept per (symbol, horizon, model) for the intervals.
@@ -190,13 +193,16 @@ struct HorizonState {
     current: Vec<Option<Prediction>>,
 }
 
-struct SymbolState {
+/// Everything the predictor keeps for one symbol: features, and per horizon
+/// the models, their residual windows and the predictions awaiting outcomes.
+pub struct SymbolState {
     features: FeatureState,
     horizons: Vec<HorizonState>,
 }
 
 impl SymbolState {
-    fn new(config: &PredictConfig) -> Self {
+    /// Fresh state for `config`.
+    pub fn new(config: &PredictConfig) -> Self {
         SymbolState {
             features: FeatureState::new(config.warmup),
             horizons: config
@@ -219,7 +225,12 @@ impl SymbolState {
 }
 
 /// Processes one bar of one symbol, appending what it produces to `out`.
-fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut Vec<ModelEvent>) {
+pub fn on_bar(
+    state: &mut SymbolState,
+    bar: &Bar,
+    config: &PredictConfig,
+    out: &mut Vec<ModelEvent>,
+) {
     if bar.after_gap {
         for hs in state.horizons.iter_mut() {
             for cur in hs.current.iter_mut() {
@@ -268,7 +279,15 @@ fn on_bar(state: &mut SymbolState, bar: &Bar, config: &PredictConfig, out: &mut 
         for (m, model) in hs.models.iter_mut().enumerate() {
             model.observe(&x);
             let f = model.predict(&x);
-            let r = if f.ret.is_finite() { f.ret } else { 0.0 };
+            // A forecast beyond 10 volatilities of the horizon is a model
+            // out of its depth (e.g. just after a reset): cap it.
+            let bound =
+                (MAX_MOVE_VOLS * x.rvol120.max(x.rvol30) * f64::from(hs.h).sqrt()).max(1e-6);
+            let r = if f.ret.is_finite() {
+                f.ret.clamp(-bound, bound)
+            } else {
+                0.0
+            };
             let interval = hs.residuals[m]
                 .interval(INTERVAL_COVERAGE, MIN_RESIDUALS)
                 .map(|(lo, hi)| (r + lo, r + hi));

@@ -158,6 +158,12 @@ impl Simulator {
         }
     }
 
+    /// Changes the mean trade rate (per symbol per second) from the next
+    /// arrival on, e.g. a sparse history followed by a busy live market.
+    pub fn set_rate(&mut self, trades_per_sec: f64) {
+        self.config.trades_per_sec = trades_per_sec;
+    }
+
     /// Whether a symbol is currently in its momentum regime.
     pub fn is_momentum(&self, symbol: &str) -> bool {
         self.syms.iter().any(|s| s.symbol == symbol && s.momentum)

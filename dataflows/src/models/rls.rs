@@ -11,6 +11,9 @@ use ndarray::{Array1, Array2, ArrayView1, Axis};
 use super::{Forecast, OnlineModel};
 use crate::features::{Features, AR_LAGS};
 
+// Inputs are clipped (see `features::winsor`), so a quiet stretch cannot
+// feed the estimator absurd values.
+
 const DELTA: f64 = 10.0;
 const MAX_TRACE: f64 = 1e10;
 
@@ -122,7 +125,7 @@ impl Autoregressive {
         let v = x.scale();
         let mut a = Vec::with_capacity(AR_LAGS + 1);
         a.push(1.0);
-        a.extend(x.lags.iter().map(|l| l / v));
+        a.extend(x.lags.iter().map(|l| crate::features::winsor(l / v)));
         Array1::from(a)
     }
 }
