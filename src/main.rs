@@ -102,7 +102,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     bar_ms: u64,
     /// Prediction horizons in bars, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,5", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_delimiter = ',', default_value = "1,5,15", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     horizons: Vec<u32>,
     /// Where to start reading each partition.
     #[arg(long, value_enum, default_value_t = StartFrom::Earliest)]
