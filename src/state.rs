@@ -58,6 +58,8 @@ pub struct Rolling {
     pub hit_rate: f64,
     /// Share of outcomes inside the 80% interval, where there was one.
     pub coverage: Option<f64>,
+    /// 1 − MSE / MSE(persistence) over the same window (None without persistence scores).
+    pub skill: Option<f64>,
 }
 
 #[derive(Default)]
@@ -93,6 +95,7 @@ impl Window {
             hit_rate: self.scores.iter().filter(|s| s.2).count() as f64 / nf,
             coverage: (!intervals.is_empty())
                 .then(|| intervals.iter().filter(|c| **c).count() as f64 / intervals.len() as f64),
+            skill: None,
         }
     }
 }
@@ -300,12 +303,20 @@ impl AppState {
                     .range((s.clone(), h, i32::MIN)..=(s.clone(), h, i32::MAX))
                     .next_back()
                     .map(|((_, _, day), rows)| (*day, rows.values().cloned().collect::<Vec<_>>()));
-                let rolling = v
+                let mut rolling: BTreeMap<String, Rolling> = v
                     .rolling
                     .range((s.clone(), h, String::new())..)
                     .take_while(|((s2, h2, _), _)| *s2 == s && *h2 == h)
                     .map(|((_, _, m), w)| (m.clone(), w.metrics()))
                     .collect();
+                let base = rolling
+                    .get(dataflows::models::PERSISTENCE)
+                    .map(|r| r.rmse * r.rmse);
+                for r in rolling.values_mut() {
+                    r.skill = base
+                        .filter(|b| *b > 0.0 && r.samples > 0)
+                        .map(|b| 1.0 - r.rmse * r.rmse / b);
+                }
                 SeriesModels {
                     champion: v.champions.get(&(s.clone(), h)).cloned(),
                     last_day: last.as_ref().map(|(d, _)| day_string(*d)),

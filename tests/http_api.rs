@@ -98,6 +98,10 @@ fn state() -> Arc<AppState> {
             Output::Evaluation(key, 19_675, eval("persistence", false), 1),
             Output::Score(score(0.001, true)),
             Output::Score(score(-0.003, false)),
+            Output::Score(Score {
+                model: "persistence".into(),
+                ..score(0.002, true)
+            }),
         ],
     });
     s
@@ -161,6 +165,9 @@ async fn endpoints_in_process() {
     // Errors 0.001 and 0.003 from the scores applied in `state()`.
     assert!((btc1["rolling"]["rls"]["mae"].as_f64().unwrap() - 0.002).abs() < 1e-12);
     assert_eq!(btc1["rolling"]["rls"]["coverage"], 0.5);
+    // Rolling skill: 1 − mean(0.001², 0.003²) / 0.002² = −0.25.
+    let skill = btc1["rolling"]["rls"]["skill"].as_f64().unwrap();
+    assert!((skill + 0.25).abs() < 1e-9, "{skill}");
 
     let (status, body) = get(s.clone(), "/api/evaluations?symbol=BTC-USD&day=2023-11-14").await;
     assert_eq!(status, StatusCode::OK);
