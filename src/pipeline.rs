@@ -12,19 +12,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dataflows::bars::BarConfig;
 use dataflows::champion::ChampionConfig;
 use dataflows::predict::PredictConfig;
 use dataflows::source::SourceConfig;
-use dataflows::{Delivery, Output, OutputSink, PipelineConfig};
+use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::state::AppState;
-use crate::warehouse::{self, Rows, Warehouse};
+use crate::warehouse::{self, Warehouse, TABLES};
 
 /// Errors of a run.
 #[derive(Debug, thiserror::Error)]
@@ -187,37 +187,19 @@ impl OutputSink for ChannelSink {
     }
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn collect(d: Delivery, rows: &mut Rows) {
-    let at = wall_ms();
-    for o in d.outputs {
-        match o {
-            Output::Bar(b) => rows.bars.push(b),
-            Output::Prediction(p) => rows.predictions.push(p),
-            Output::Score(s) => rows.scores.push(s),
-            Output::Reject(r) => rows.rejects.push((r, at)),
-            Output::Evaluation(k, day, e, diff) if diff > 0 => rows.evaluations.push((k, day, e)),
-            Output::Evaluation(..) | Output::Champion(..) | Output::Best(..) => {}
-        }
-    }
-}
-
-async fn flush(wh: &mut Warehouse, rows: &mut Rows, written: &mut u64) {
-    if rows.is_empty() {
+/// Commits the pending deliveries as one epoch; keeps them on failure.
+async fn flush(wh: &mut Warehouse, pending: &mut Vec<Delivery>, written: &mut u64) {
+    if pending.is_empty() {
         return;
     }
-    match wh.append(rows).await {
-        Ok(()) => {
-            *written += rows.len() as u64;
-            *rows = Rows::default();
+    match wh.commit(pending).await {
+        Ok(rows) => {
+            *written += rows as u64;
+            pending.clear();
         }
-        Err(e) => error!(error = %e, rows = rows.len(), "warehouse commit failed; will retry"),
+        Err(e) => {
+            error!(error = %e, deliveries = pending.len(), "warehouse commit failed; will retry")
+        }
     }
 }
 
@@ -227,29 +209,42 @@ async fn route(
     mut wh: Warehouse,
     every: Duration,
 ) -> RunSummary {
-    let mut rows = Rows::default();
+    let mut pending: Vec<Delivery> = Vec::new();
+    let mut pending_outputs = 0usize;
     let mut summary = RunSummary::default();
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let resume = TABLES.iter().filter_map(|t| wh.committed(t)).min();
+    if let Some(epoch) = resume {
+        info!(
+            epoch,
+            "resuming: deliveries up to each table's committed epoch are not written again"
+        );
+    }
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(d) => {
                     summary.deliveries += 1;
                     state.apply(&d);
-                    collect(d, &mut rows);
-                    if rows.len() >= 200_000 {
-                        flush(&mut wh, &mut rows, &mut summary.rows_written).await;
+                    pending_outputs += d.outputs.len();
+                    pending.push(d);
+                    if pending_outputs >= 200_000 {
+                        flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+                        pending_outputs = 0;
                     }
                 }
                 None => break,
             },
-            _ = ticker.tick() => flush(&mut wh, &mut rows, &mut summary.rows_written).await,
+            _ = ticker.tick() => {
+                flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+                pending_outputs = 0;
+            }
         }
     }
     for attempt in 1..=5 {
-        flush(&mut wh, &mut rows, &mut summary.rows_written).await;
-        if rows.is_empty() {
+        flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+        if pending.is_empty() {
             break;
         }
         warn!(attempt, "final warehouse commit failed; retrying");

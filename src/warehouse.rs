@@ -5,9 +5,15 @@
 //! Tables: `bars`, `predictions`, `scores`, `evaluations`, `rejects` (schemas below and in
 //! the README). Prices and returns are doubles (IEEE-754, what the models
 //! compute with); instants are `timestamp` (µs, UTC); `date` is the UTC date
-//! partition. Each [`Warehouse::append`] makes at most one commit per table.
-//! Delivery is at-least-once for now: a crash between commits can repeat
-//! rows on restart (the warehouse issue makes it exactly-once).
+//! partition.
+//!
+//! Exactly once: the pipeline commits whole epochs — every complete delivery
+//! up to an event time T — with one Delta commit per table that also carries
+//! the application transaction `txn(cryptoflow, T)`. On start the warehouse
+//! reads each table's `txn` version; the dataflow is rebuilt by replaying
+//! the topic (it is deterministic), and deliveries at or before a table's
+//! version are not written to it again. A crash between the commits of two
+//! tables is therefore harmless: each table resumes from its own epoch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,13 +24,16 @@ use dataflows::champion::{Evaluation, SeriesKey};
 use dataflows::num::{utc_day, DAY_MS};
 use dataflows::predict::{Prediction, Score};
 use dataflows::tick::Reject;
+use dataflows::{Delivery, Output};
 use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
     StringArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::StructType;
+use deltalake::kernel::Transaction;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
 
@@ -140,7 +149,7 @@ pub fn schema(table: &str) -> SchemaRef {
             field("offset", Int64, false),
             field("symbol", Utf8, true),
             field("event_time", ts(), true),
-            field("rejected_at", ts(), false),
+            field("watermark_at", ts(), false),
             field("date", Date32, false),
         ],
         other => panic!("unknown table {other}"),
@@ -159,8 +168,28 @@ pub struct Rows {
     pub scores: Vec<Score>,
     /// Daily evaluation rows: (series, UTC day, row).
     pub evaluations: Vec<(SeriesKey, i32, Evaluation)>,
-    /// Rejects, each with the wall-clock ms it was rejected at.
-    pub rejects: Vec<(Reject, u64)>,
+    /// Rejects.
+    pub rejects: Vec<Reject>,
+}
+
+impl Rows {
+    /// The rows of `table` in `deliveries` (only that table's vector is filled).
+    pub fn of_table<'a>(table: &str, deliveries: impl IntoIterator<Item = &'a Delivery>) -> Rows {
+        let mut rows = Rows::default();
+        for o in deliveries.into_iter().flat_map(|d| d.outputs.iter()) {
+            match (table, o) {
+                ("bars", Output::Bar(b)) => rows.bars.push(b.clone()),
+                ("predictions", Output::Prediction(p)) => rows.predictions.push(p.clone()),
+                ("scores", Output::Score(s)) => rows.scores.push(s.clone()),
+                ("evaluations", Output::Evaluation(k, day, e, diff)) if *diff > 0 => {
+                    rows.evaluations.push((k.clone(), *day, e.clone()))
+                }
+                ("rejects", Output::Reject(r)) => rows.rejects.push(r.clone()),
+                _ => {}
+            }
+        }
+        rows
+    }
 }
 
 impl Rows {
@@ -306,21 +335,19 @@ pub fn batch(table: &str, rows: &Rows, interval_ms: u64) -> Result<RecordBatch> 
         "rejects" => {
             let r = &rows.rejects;
             vec![
-                strs(r.iter().map(|(x, _)| x.reason.code())),
-                strs(r.iter().map(|(x, _)| x.detail.as_str())),
-                strs(r.iter().map(|(x, _)| x.payload.as_str())),
+                strs(r.iter().map(|x| x.reason.code())),
+                strs(r.iter().map(|x| x.detail.as_str())),
+                strs(r.iter().map(|x| x.payload.as_str())),
                 Arc::new(Int32Array::from_iter_values(
-                    r.iter().map(|(x, _)| x.pos.partition),
+                    r.iter().map(|x| x.pos.partition),
                 )),
-                Arc::new(Int64Array::from_iter_values(
-                    r.iter().map(|(x, _)| x.pos.offset),
-                )),
+                Arc::new(Int64Array::from_iter_values(r.iter().map(|x| x.pos.offset))),
                 Arc::new(StringArray::from_iter(
-                    r.iter().map(|(x, _)| x.symbol.as_deref()),
+                    r.iter().map(|x| x.symbol.as_deref()),
                 )),
-                tsa_opt(r.iter().map(|(x, _)| x.ts_ms.map(us))),
-                tsa(r.iter().map(|(_, at)| us(*at))),
-                date(r.iter().map(|(_, at)| *at)),
+                tsa_opt(r.iter().map(|x| x.ts_ms.map(us))),
+                tsa(r.iter().map(|x| us(x.at_ms))),
+                date(r.iter().map(|x| x.at_ms)),
             ]
         }
         other => panic!("unknown table {other}"),
@@ -328,22 +355,16 @@ pub fn batch(table: &str, rows: &Rows, interval_ms: u64) -> Result<RecordBatch> 
     Ok(RecordBatch::try_new(schema(table), cols)?)
 }
 
-fn rows_in(table: &str, rows: &Rows) -> usize {
-    match table {
-        "bars" => rows.bars.len(),
-        "predictions" => rows.predictions.len(),
-        "scores" => rows.scores.len(),
-        "evaluations" => rows.evaluations.len(),
-        _ => rows.rejects.len(),
-    }
-}
-
 /// The open warehouse.
 pub struct Warehouse {
     root: PathBuf,
     tables: BTreeMap<&'static str, DeltaTable>,
     interval_ms: u64,
+    committed: BTreeMap<&'static str, Option<u64>>,
 }
+
+/// The application id of cryptoflow's `txn` actions.
+pub const APP_ID: &str = "cryptoflow";
 
 fn table_url(path: &Path) -> Result<url::Url> {
     url::Url::from_directory_path(path).map_err(|_| Error::Url(path.display().to_string()))
@@ -359,6 +380,7 @@ impl Warehouse {
         std::fs::create_dir_all(root).map_err(io)?;
         let root = std::fs::canonicalize(root).map_err(io)?;
         let mut tables = BTreeMap::new();
+        let mut committed = BTreeMap::new();
         for name in TABLES {
             let path = root.join(name);
             std::fs::create_dir_all(&path).map_err(|source| Error::Io {
@@ -396,12 +418,26 @@ impl Warehouse {
                     path.display()
                 )));
             }
+            let version = table
+                .snapshot()
+                .map_err(|source| Error::Delta {
+                    table: name.to_string(),
+                    source: Box::new(source),
+                })?
+                .transaction_version(table.log_store().as_ref(), APP_ID)
+                .await
+                .map_err(|source| Error::Delta {
+                    table: name.to_string(),
+                    source: Box::new(source),
+                })?;
+            committed.insert(name, version.and_then(|v| u64::try_from(v).ok()));
             tables.insert(name, table);
         }
         Ok(Warehouse {
             root,
             tables,
             interval_ms,
+            committed,
         })
     }
 
@@ -410,23 +446,51 @@ impl Warehouse {
         &self.root
     }
 
-    /// Appends `rows`: one commit per table that has any.
-    pub async fn append(&mut self, rows: &Rows) -> Result<()> {
+    /// The last epoch committed to `table` (its `txn` version), if any.
+    pub fn committed(&self, table: &str) -> Option<u64> {
+        self.committed.get(table).copied().flatten()
+    }
+
+    /// Commits one epoch: every delivery given, which must be complete and
+    /// in increasing time order. Each table gets at most one Delta commit
+    /// carrying the application transaction (`txn`) `cryptoflow` = epoch (the
+    /// last delivery's time), and only rows of deliveries after the epoch it
+    /// already holds: a replay after a crash writes nothing twice. Returns
+    /// the rows written.
+    pub async fn commit(&mut self, deliveries: &[Delivery]) -> Result<usize> {
+        let Some(epoch) = deliveries.last().map(|d| d.time) else {
+            return Ok(0);
+        };
+        let mut written = 0;
         for name in TABLES {
-            if rows_in(name, rows) == 0 {
+            let after = self.committed(name);
+            let rows = Rows::of_table(
+                name,
+                deliveries
+                    .iter()
+                    .filter(|d| after.is_none_or(|c| d.time > c)),
+            );
+            if rows.is_empty() {
                 continue;
             }
-            let batch = batch(name, rows, self.interval_ms)?;
+            let batch = batch(name, &rows, self.interval_ms)?;
             let table = self.tables.get_mut(name).expect("every table is open");
             let delta = |source| Error::Delta {
                 table: name.to_string(),
                 source: Box::new(source),
             };
-            let mut writer = RecordBatchWriter::for_table(table).map_err(delta)?;
+            let txn = Transaction::new(APP_ID, epoch as i64);
+            let mut writer = RecordBatchWriter::for_table(table)
+                .map_err(delta)?
+                .with_commit_properties(
+                    CommitProperties::default().with_application_transaction(txn),
+                );
             writer.write(batch).await.map_err(delta)?;
             writer.flush_and_commit(table).await.map_err(delta)?;
+            self.committed.insert(name, Some(epoch));
+            written += rows.len();
         }
-        Ok(())
+        Ok(written)
     }
 }
 

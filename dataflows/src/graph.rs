@@ -125,7 +125,10 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             .inner
             .flat_map(|(p, t, d)| (d > 0).then_some((Output::Prediction(p), t))),
         scores.map(|(s, t)| (Output::Score(s), t)),
-        rejects.map(|r| (Output::Reject(r), 0)),
+        rejects.map(|r| {
+            let t = r.at_ms;
+            (Output::Reject(r), t)
+        }),
         evals
             .inner
             .map(|(((k, day), e), t, d)| (Output::Evaluation(k, day, e, d), t)),
@@ -145,7 +148,8 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             input.for_each_stamp(|cap, data| {
                 let Some(&msg_time) = cap.least() else { return };
                 for (out, t) in data.flat_map(|d| d.drain(..)) {
-                    // Rejects carry no time of their own: they belong to their message's.
+                    // Never earlier than the message (rejects carry their watermark,
+                    // which is at or after it).
                     stash.entry(t.max(msg_time)).or_default().push(out);
                 }
             });

@@ -206,10 +206,15 @@ pub fn tick_source<'s, R: RecordReader>(
                         SourceEvent::Record(rec) => {
                             let st = partitions.entry(rec.pos.partition).or_default();
                             st.eof_since = None;
+                            // The partition's watermark places rejects in event time.
+                            let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
+                            let at = wm.max(*c.time());
                             match decode(&rec.payload, rec.pos, limits) {
-                                Err(reject) => output.session(&*c).give(Err(*reject)),
+                                Err(mut reject) => {
+                                    reject.at_ms = at;
+                                    output.session(&*c).give(Err(*reject))
+                                }
                                 Ok(tick) => {
-                                    let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
                                     if tick.ts_ms < wm || tick.ts_ms < *c.time() {
                                         let detail = format!(
                                         "ts {} is behind the watermark {} (allowed lateness {} ms)",
@@ -217,8 +222,9 @@ pub fn tick_source<'s, R: RecordReader>(
                                         wm.max(*c.time()),
                                         lateness_ms
                                     );
-                                        let reject =
+                                        let mut reject =
                                             Reject::of_tick(&tick, RejectReason::Late, detail);
+                                        reject.at_ms = at;
                                         output.session(&*c).give(Err(reject));
                                     } else {
                                         st.max_ts = Some(

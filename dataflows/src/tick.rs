@@ -180,6 +180,10 @@ pub struct Reject {
     pub ts_ms: Option<u64>,
     /// Symbol when it could be read.
     pub symbol: Option<String>,
+    /// Event time the reject belongs to: its partition's watermark when it
+    /// was read (set by the source; a pure function of the partition's
+    /// contents, so replays place it in the same epoch).
+    pub at_ms: u64,
 }
 
 impl Reject {
@@ -192,6 +196,7 @@ impl Reject {
             pos,
             ts_ms: None,
             symbol: None,
+            at_ms: 0,
         }
     }
 

@@ -82,16 +82,19 @@ fn run(records: &[Record], workers: usize, config: PipelineConfig) -> Vec<Delive
     run_in_memory(Arc::new(records.to_vec()), PARTITIONS, workers, config).expect("pipeline runs")
 }
 
-/// Everything a run produced, as comparable sets: timed outputs with their
-/// delivery time, and rejects on their own (a reject's delivery time is the
-/// source's progress when it was read, which legitimately varies).
+/// Everything a run produced, as comparable sets: every output with its
+/// delivery time (rejects included: they carry their partition's watermark),
+/// and the rejects on their own for a clearer failure message.
 fn normalise(d: &[Delivery]) -> (Vec<(u64, Output)>, Vec<Output>) {
     let mut timed = Vec::new();
     let mut rejects = Vec::new();
     for del in d {
         for o in &del.outputs {
             match o {
-                Output::Reject(_) => rejects.push(o.clone()),
+                Output::Reject(_) => {
+                    rejects.push(o.clone());
+                    timed.push((del.time, o.clone()));
+                }
                 _ => timed.push((del.time, o.clone())),
             }
         }

@@ -1,0 +1,134 @@
+//! Exactly-once across crashes: a fixed topic of ticks is processed by a run
+//! that is killed with SIGKILL at random moments (at least five times) and
+//! restarted, then by nothing else; every Delta table must equal, as a
+//! multiset of rows, the tables of one clean uninterrupted run (checked from
+//! Python `deltalake`, with bars also checked against the ticks).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{temp_dir, unique};
+use cryptoflow::broker::{Broker, Storage};
+use cryptoflow::kafka::{ensure_topic, TickProducer};
+use dataflows::sim::{Rng, SimConfig, Simulator};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
+
+fn run_args(brokers: &str, topic: &str, dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "run",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "-w",
+        "2",
+        "--until-end",
+        "--no-http",
+    ])
+    .args(["--commit-interval-ms", "40"])
+    .arg("--data-dir")
+    .arg(dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
+
+#[test]
+fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
+    let dir = temp_dir("cryptoflow-crash");
+    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
+    let brokers = broker.bootstrap();
+    let topic = unique("ticks");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(ensure_topic(&brokers, &topic, 4)).unwrap();
+
+    // About 40 minutes of a five-symbol market, historical, plus bad records.
+    let start = 1_700_000_000_000;
+    let mut cfg = SimConfig::default_market(5, start);
+    cfg.trades_per_sec = 20.0;
+    let ticks: Vec<_> = Simulator::new(cfg)
+        .take_while(|t| t.ts_ms < start + 40 * 60_000)
+        .collect();
+    let producer = TickProducer::new(&brokers, &topic).unwrap();
+    let ticks_path = dir.join("ticks.jsonl");
+    let mut bad = 0;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&ticks_path).unwrap());
+    for (i, t) in ticks.iter().enumerate() {
+        let json = t.to_json();
+        producer.send(&t.symbol, json.as_bytes()).unwrap();
+        writeln!(file, "{json}").unwrap();
+        if i % 50_000 == 7 {
+            producer.send(&t.symbol, b"{\"broken\":").unwrap();
+            bad += 1;
+        }
+    }
+    file.flush().unwrap();
+    producer.flush(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        producer
+            .stats()
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+
+    // The reference: one clean run.
+    let clean = dir.join("clean");
+    let t0 = Instant::now();
+    assert!(run_args(&brokers, &topic, &clean)
+        .status()
+        .unwrap()
+        .success());
+    let clean_secs = t0.elapsed().as_secs_f64();
+
+    // The victim: killed at random moments within a clean run's duration.
+    let crashed = dir.join("crashed");
+    let mut rng = Rng::new(std::process::id() as u64);
+    let mut kills = 0;
+    let mut attempts = 0;
+    // A restarted run skips what is committed and may finish early: keep
+    // going until five runs were killed mid-way.
+    while kills < 5 && attempts < 40 {
+        attempts += 1;
+        let mut child = run_args(&brokers, &topic, &crashed).spawn().unwrap();
+        let wait = Duration::from_secs_f64(0.2 + rng.uniform() * 0.8 * clean_secs);
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills >= 5,
+        "only {kills} of {attempts} runs were still running when killed (clean run: {clean_secs:.1}s)"
+    );
+    assert!(run_args(&brokers, &topic, &crashed)
+        .status()
+        .unwrap()
+        .success());
+
+    let report = common::run_python(
+        "check_tables.py",
+        &[
+            clean.to_str().unwrap(),
+            crashed.to_str().unwrap(),
+            ticks_path.to_str().unwrap(),
+        ],
+    );
+    let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    assert!(counts["bars"].as_u64().unwrap() > 10_000, "{counts}");
+    assert!(
+        counts["predictions"].as_u64().unwrap() > 100_000,
+        "{counts}"
+    );
+    assert_eq!(counts["rejects"], bad, "{counts}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
