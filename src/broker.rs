@@ -100,15 +100,29 @@ impl Broker {
 
     fn spawn(&mut self) -> Result<()> {
         let url = format!("tcp://{}", self.addr);
-        let storage = match &self.storage {
-            Storage::Memory => "memory://tansu/".to_string(),
-            Storage::Sqlite(p) => format!("sqlite://{}", p.display()),
+        // tansu resolves the SQLite file against its working directory.
+        let (storage, cwd) = match &self.storage {
+            Storage::Memory => ("memory://tansu/".to_string(), None),
+            Storage::Sqlite(p) => {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (
+                    format!("sqlite://{name}"),
+                    p.parent().filter(|d| !d.as_os_str().is_empty()),
+                )
+            }
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
             .arg("broker")
             .args([
                 "--listener-url",
