@@ -10,9 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{temp_dir, unique};
-use cryptoflow::broker::{Broker, Storage};
-use cryptoflow::kafka::{ensure_topic, TickProducer};
+use common::temp_dir;
+use cryptoflow::kafka::TickProducer;
 use dataflows::sim::{Rng, SimConfig, Simulator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
@@ -42,11 +41,7 @@ fn run_args(brokers: &str, topic: &str, dir: &std::path::Path) -> Command {
 #[test]
 fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     let dir = temp_dir("cryptoflow-crash");
-    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
-    let brokers = broker.bootstrap();
-    let topic = unique("ticks");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(ensure_topic(&brokers, &topic, 4)).unwrap();
+    let (broker, brokers, topic) = common::broker_with_topic(&dir, 4);
 
     // About 40 minutes of a five-symbol market, historical, plus bad records.
     let start = 1_700_000_000_000;

@@ -11,9 +11,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{http_get, temp_dir, unique, wait_for};
-use cryptoflow::broker::{free_port, Broker, Storage};
-use cryptoflow::kafka::{ensure_topic, TickProducer};
+use common::{http_get, temp_dir, wait_for};
+use cryptoflow::broker::free_port;
+use cryptoflow::kafka::TickProducer;
 use dataflows::sim::{SimConfig, Simulator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
@@ -28,11 +28,7 @@ fn now_ms() -> u64 {
 #[test]
 fn ticks_through_a_real_broker_to_http_and_delta() {
     let dir = temp_dir("cryptoflow-e2e");
-    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
-    let brokers = broker.bootstrap();
-    let topic = unique("ticks");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(ensure_topic(&brokers, &topic, 4)).unwrap();
+    let (broker, brokers, topic) = common::broker_with_topic(&dir, 4);
 
     // Five minutes of seeded market, ending a little before now; plus bad records.
     let start = now_ms() - 6 * 60_000;

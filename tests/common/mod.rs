@@ -111,3 +111,21 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A local broker (in-memory storage, log in `dir`) with a fresh topic of
+/// `partitions` partitions: (broker, bootstrap address, topic).
+pub fn broker_with_topic(
+    dir: &std::path::Path,
+    partitions: i32,
+) -> (cryptoflow::broker::Broker, String, String) {
+    use cryptoflow::broker::{Broker, Storage};
+    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
+    let brokers = broker.bootstrap();
+    let topic = unique("ticks");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(cryptoflow::kafka::ensure_topic(
+        &brokers, &topic, partitions,
+    ))
+    .unwrap();
+    (broker, brokers, topic)
+}
