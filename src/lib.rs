@@ -11,4 +11,5 @@ pub mod http;
 pub mod kafka;
 pub mod pipeline;
 pub mod state;
+pub mod tables;
 pub mod warehouse;

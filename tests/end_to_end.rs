@@ -190,6 +190,60 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
     assert_eq!(counts["rejects"], 2, "{counts}");
     assert!(counts["predictions"].as_u64().unwrap() > 1_000, "{counts}");
     assert!(counts["scores"].as_u64().unwrap() > 1_000, "{counts}");
+
+    // `cryptoflow tables` agrees with the independent reader.
+    let out = Command::new(BIN)
+        .args(["tables", "list", "--json", "--data-dir"])
+        .arg(&dirs[0])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let t: serde_json::Value = serde_json::from_str(line).unwrap();
+        let name = t["name"].as_str().unwrap();
+        assert_eq!(t["rows"], counts[name], "{name}: {t}");
+        if t["rows"].as_u64().unwrap() > 0 {
+            assert!(
+                t["committed_epoch"].as_i64().is_some(),
+                "{name}: no txn version: {t}"
+            );
+        }
+    }
+    let out = Command::new(BIN)
+        .args([
+            "tables",
+            "show",
+            "bars",
+            "--symbol",
+            "ETH-USD",
+            "--limit",
+            "3",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(&dirs[0])
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .all(|r| r["symbol"] == "ETH-USD" && r["date"].is_string()));
+    let out = Command::new(BIN)
+        .args(["tables", "show", "nope", "--data-dir"])
+        .arg(&dirs[0])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown table `nope`"));
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,269 @@
+//! `cryptoflow tables …`: look at and maintain the warehouse from the
+//! terminal. `list` shows each table's version, committed epoch, files and
+//! rows; `show` prints rows (a text table, or JSON lines with `--json`),
+//! filtered by symbol and UTC date; `checkpoint` writes a Delta checkpoint of
+//! every table; `vacuum` deletes files no longer referenced and older than a
+//! retention window. Reading needs no query engine: the active files of the
+//! current snapshot are read with the parquet reader, and the partition
+//! column comes from each file's path. Never writes table data.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use deltalake::arrow::json::ArrayWriter;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::DeltaTable;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::warehouse::{APP_ID, TABLES};
+
+/// Errors of the table commands.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not one of the warehouse's tables.
+    #[error("unknown table `{0}` (tables: bars, predictions, scores, evaluations, rejects)")]
+    UnknownTable(String),
+    /// The table does not exist under the root yet.
+    #[error("no Delta table at {0} (has `cryptoflow run` written there?)")]
+    Missing(PathBuf),
+    /// Delta failure.
+    #[error("delta")]
+    Delta(#[from] Box<deltalake::DeltaTableError>),
+    /// Reading a data file failed.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What `tables list` reports per table.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Delta version.
+    pub version: u64,
+    /// Last epoch committed by cryptoflow (event time, ms).
+    pub committed_epoch: Option<i64>,
+    /// Active data files.
+    pub files: usize,
+    /// Rows in the active files.
+    pub rows: u64,
+}
+
+async fn open(root: &Path, name: &str) -> Result<DeltaTable> {
+    if !TABLES.contains(&name) {
+        return Err(Error::UnknownTable(name.to_string()));
+    }
+    let path = root.join(name);
+    if !path.join("_delta_log").is_dir() {
+        return Err(Error::Missing(path));
+    }
+    let abs = std::fs::canonicalize(&path).map_err(|_| Error::Missing(path.clone()))?;
+    let url = url::Url::from_directory_path(&abs).map_err(|_| Error::Missing(path.clone()))?;
+    Ok(DeltaTable::try_from_url(url).await.map_err(Box::new)?)
+}
+
+async fn local_files(table: &DeltaTable) -> Result<Vec<PathBuf>> {
+    use futures::TryStreamExt;
+    let root = table
+        .table_url()
+        .to_file_path()
+        .map_err(|_| Error::Missing(PathBuf::from(table.table_url().as_str())))?;
+    let views: Vec<_> = table
+        .get_active_add_actions_by_partitions(&[])
+        .try_collect()
+        .await
+        .map_err(Box::new)?;
+    let mut files: Vec<PathBuf> = views.iter().map(|v| root.join(v.path().as_ref())).collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Every table's version, epoch, files and rows.
+pub async fn list(root: &Path) -> Result<Vec<TableInfo>> {
+    let mut out = Vec::new();
+    for name in TABLES {
+        let table = match open(root, name).await {
+            Ok(t) => t,
+            Err(Error::Missing(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let files = local_files(&table).await?;
+        let mut rows = 0u64;
+        for f in &files {
+            let file = std::fs::File::open(f).map_err(|e| read_err(f, e))?;
+            let meta =
+                ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(f, e))?;
+            rows += meta.metadata().file_metadata().num_rows() as u64;
+        }
+        let committed_epoch = table
+            .snapshot()
+            .map_err(Box::new)?
+            .transaction_version(table.log_store().as_ref(), APP_ID)
+            .await
+            .map_err(Box::new)?;
+        out.push(TableInfo {
+            name: name.to_string(),
+            version: table.version().unwrap_or(0),
+            committed_epoch,
+            files: files.len(),
+            rows,
+        });
+    }
+    Ok(out)
+}
+
+fn read_err(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Read {
+        path: path.display().to_string(),
+        source: Box::new(e),
+    }
+}
+
+/// Filters of `tables show`.
+#[derive(Clone, Debug, Default)]
+pub struct ShowFilter {
+    /// Only rows of this symbol.
+    pub symbol: Option<String>,
+    /// Only partitions on or after this UTC date (YYYY-MM-DD).
+    pub since: Option<String>,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// Rows of `table` as JSON objects (with the `date` partition column).
+pub async fn rows(root: &Path, name: &str, filter: &ShowFilter) -> Result<Vec<Map<String, Value>>> {
+    let table = open(root, name).await?;
+    let files = local_files(&table).await?;
+    let mut out = Vec::new();
+    for f in files {
+        let date = f
+            .components()
+            .filter_map(|c| {
+                c.as_os_str()
+                    .to_str()?
+                    .strip_prefix("date=")
+                    .map(str::to_string)
+            })
+            .next();
+        if let (Some(since), Some(d)) = (&filter.since, &date) {
+            if d < since {
+                continue;
+            }
+        }
+        let file = std::fs::File::open(&f).map_err(|e| read_err(&f, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| read_err(&f, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| read_err(&f, e))?;
+            let mut w = ArrayWriter::new(Vec::new());
+            w.write(&batch).map_err(|e| read_err(&f, e))?;
+            w.finish().map_err(|e| read_err(&f, e))?;
+            let bytes = w.into_inner();
+            let values: Vec<Map<String, Value>> = if bytes.is_empty() {
+                Vec::new()
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| read_err(&f, e))?
+            };
+            for mut row in values {
+                if filter
+                    .symbol
+                    .as_ref()
+                    .is_some_and(|s| row.get("symbol").and_then(Value::as_str) != Some(s))
+                {
+                    continue;
+                }
+                if let Some(d) = &date {
+                    row.insert("date".into(), Value::String(d.clone()));
+                }
+                out.push(row);
+                if out.len() >= filter.limit {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Renders rows as an aligned text table with the schema's column order.
+pub fn render(name: &str, rows: &[Map<String, Value>]) -> String {
+    let columns: Vec<String> = crate::warehouse::schema(name)
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let cell = |row: &Map<String, Value>, c: &str| match row.get(c) {
+        None | Some(Value::Null) => "–".to_string(),
+        Some(Value::String(s)) => s.chars().take(60).collect(),
+        Some(v) => v.to_string(),
+    };
+    let mut widths: BTreeMap<&str, usize> = columns.iter().map(|c| (c.as_str(), c.len())).collect();
+    for r in rows {
+        for c in &columns {
+            let w = widths.get_mut(c.as_str()).expect("column");
+            *w = (*w).max(cell(r, c).chars().count());
+        }
+    }
+    let line = |vals: Vec<String>| {
+        vals.iter()
+            .zip(&columns)
+            .map(|(v, c)| format!("{v:<w$}", w = widths[c.as_str()]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(columns.clone())];
+    out.extend(
+        rows.iter()
+            .map(|r| line(columns.iter().map(|c| cell(r, c)).collect())),
+    );
+    out.join("\n")
+}
+
+/// Writes a checkpoint of every table; returns (table, version).
+pub async fn checkpoint(root: &Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for name in TABLES {
+        let table = match open(root, name).await {
+            Ok(t) => t,
+            Err(Error::Missing(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        deltalake::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(Box::new)?;
+        out.push((name.to_string(), table.version().unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// Deletes unreferenced files older than `retention_hours`; returns (table, files deleted).
+pub async fn vacuum(root: &Path, retention_hours: u64) -> Result<Vec<(String, usize)>> {
+    let mut out = Vec::new();
+    for name in TABLES {
+        let table = match open(root, name).await {
+            Ok(t) => t,
+            Err(Error::Missing(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let (_, metrics) = table
+            .vacuum()
+            .with_retention_period(chrono::Duration::hours(retention_hours as i64))
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(Box::new)?;
+        out.push((name.to_string(), metrics.files_deleted.len()));
+    }
+    Ok(out)
+}
