@@ -52,6 +52,7 @@ pub enum Storage {
 pub struct Broker {
     child: Option<Child>,
     addr: SocketAddr,
+    advertised: SocketAddr,
     storage: Storage,
     log: PathBuf,
     bin: PathBuf,
@@ -85,11 +86,22 @@ pub fn free_port() -> std::io::Result<u16> {
 impl Broker {
     /// Starts a broker on a free loopback port, logging to `log`.
     pub fn start(storage: Storage, log: &Path) -> Result<Broker> {
+        Self::start_advertising(storage, log, None)
+    }
+
+    /// Starts a broker that tells clients to reach it at `advertised` (e.g.
+    /// a proxy in front of it) instead of its own address.
+    pub fn start_advertising(
+        storage: Storage,
+        log: &Path,
+        advertised: Option<SocketAddr>,
+    ) -> Result<Broker> {
         let bin = find_tansu().ok_or(Error::NotInstalled)?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let mut b = Broker {
             child: None,
             addr,
+            advertised: advertised.unwrap_or(addr),
             storage,
             log: log.to_path_buf(),
             bin,
@@ -100,6 +112,7 @@ impl Broker {
 
     fn spawn(&mut self) -> Result<()> {
         let url = format!("tcp://{}", self.addr);
+        let advertised = format!("tcp://{}", self.advertised);
         // tansu resolves the SQLite file against its working directory.
         let (storage, cwd) = match &self.storage {
             Storage::Memory => ("memory://tansu/".to_string(), None),
@@ -128,7 +141,7 @@ impl Broker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 &storage,
             ])

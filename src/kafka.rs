@@ -67,6 +67,8 @@ fn base_config(brokers: &str) -> ClientConfig {
     c.set("bootstrap.servers", brokers)
         // Fail fast on a dead address instead of retrying forever behind our back.
         .set("socket.connection.setup.timeout.ms", "5000")
+        // Come back within ~2 s once a broker that went away returns.
+        .set("reconnect.backoff.max.ms", "2000")
         .set("log_level", "3");
     c
 }

@@ -129,3 +129,75 @@ pub fn broker_with_topic(
     .unwrap();
     (broker, brokers, topic)
 }
+
+/// A TCP forwarder a test can cut and restore, to simulate the broker going
+/// away and coming back at the same address (std listeners re-bind at once,
+/// unlike a freshly restarted broker whose old sockets linger in TIME_WAIT).
+pub struct Proxy {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    /// Forwards `addr` to `target`.
+    pub fn start_at(addr: std::net::SocketAddr, target: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::net::TcpStream>::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        std::thread::spawn(move || loop {
+            if !up2.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            let Ok(listener) = std::net::TcpListener::bind(addr) else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            listener.set_nonblocking(true).unwrap();
+            while up2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(server) = TcpStream::connect(target) else {
+                            continue;
+                        };
+                        let mut c = conns2.lock().unwrap();
+                        c.push(client.try_clone().unwrap());
+                        c.push(server.try_clone().unwrap());
+                        for (mut from, mut to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server, client),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Proxy { addr, up, conns }
+    }
+
+    /// The address clients should use.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Cuts every connection and stops accepting.
+    pub fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Accepts connections again, at the same address.
+    pub fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
