@@ -132,6 +132,7 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
             from: StartFrom::Earliest,
             until_end: false,
             commit_interval: Duration::from_secs(2),
+            epoch_ms: 3_600_000,
         },
         stop.clone(),
     );

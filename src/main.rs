@@ -163,9 +163,12 @@ struct RunArgs {
     /// Exit once every partition has been read to its end (backtests, benchmarks).
     #[arg(long)]
     until_end: bool,
-    /// Wall time between warehouse commits, ms.
+    /// Wall time between warehouse commits at the most, ms.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     commit_interval_ms: u64,
+    /// Event time one commit (epoch) covers at the most, ms.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    epoch_ms: u64,
 }
 
 #[derive(Args)]
@@ -267,6 +270,7 @@ fn real_main() -> anyhow::Result<()> {
                 from,
                 until_end,
                 commit_interval_ms,
+                epoch_ms,
             } = a;
             let ClusterArgs {
                 workers,
@@ -297,6 +301,7 @@ fn real_main() -> anyhow::Result<()> {
                     from,
                     until_end,
                     commit_interval: Duration::from_millis(commit_interval_ms),
+                    epoch_ms,
                 },
                 Stop::new(),
             )?;

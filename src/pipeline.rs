@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dataflows::bars::BarConfig;
 use dataflows::champion::ChampionConfig;
@@ -140,8 +140,12 @@ pub struct RunOptions {
     pub from: StartFrom,
     /// Stop once every partition has been read to its end.
     pub until_end: bool,
-    /// Wall time between warehouse commits.
+    /// Wall time between warehouse commits, at the most.
     pub commit_interval: Duration,
+    /// Event time an epoch spans: a commit is made as soon as the pending
+    /// deliveries cover this much event time (so a replay commits in
+    /// event-time epochs however fast it runs).
+    pub epoch_ms: u64,
 }
 
 impl RunOptions {
@@ -208,9 +212,11 @@ async fn route(
     state: Arc<AppState>,
     mut wh: Warehouse,
     every: Duration,
+    epoch_ms: u64,
 ) -> RunSummary {
     let mut pending: Vec<Delivery> = Vec::new();
     let mut pending_outputs = 0usize;
+    let mut last_commit = Instant::now();
     let mut summary = RunSummary::default();
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -228,8 +234,13 @@ async fn route(
                     summary.deliveries += 1;
                     state.apply(&d);
                     pending_outputs += d.outputs.len();
+                    let span = pending.first().map_or(0, |f| d.time.saturating_sub(f.time));
                     pending.push(d);
-                    if pending_outputs >= 200_000 {
+                    // Event-time epochs, but no more than four commits per
+                    // commit interval while a replay races through history.
+                    let epoch_due = span >= epoch_ms && last_commit.elapsed() >= every / 4;
+                    if pending_outputs >= 200_000 || epoch_due {
+                        last_commit = Instant::now();
                         flush(&mut wh, &mut pending, &mut summary.rows_written).await;
                         pending_outputs = 0;
                     }
@@ -399,7 +410,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
             })
         });
         let summary = match warehouse {
-            Some(wh) => route(rx, state.clone(), wh, opts.commit_interval).await,
+            Some(wh) => route(rx, state.clone(), wh, opts.commit_interval, opts.epoch_ms).await,
             None => {
                 let _ = done_rx.await;
                 RunSummary::default()

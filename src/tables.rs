@@ -22,7 +22,9 @@ use crate::warehouse::{APP_ID, TABLES};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Not one of the warehouse's tables.
-    #[error("unknown table `{0}` (tables: bars, predictions, scores, evaluations, rejects)")]
+    #[error(
+        "unknown table `{0}` (tables: bars, features, predictions, scores, evaluations, rejects)"
+    )]
     UnknownTable(String),
     /// The table does not exist under the root yet.
     #[error("no Delta table at {0} (has `cryptoflow run` written there?)")]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use dataflows::bars::Bar;
 use dataflows::champion::{Evaluation, SeriesKey};
 use dataflows::num::{utc_day, DAY_MS};
-use dataflows::predict::{Prediction, Score};
+use dataflows::predict::{FeatureRow, Prediction, Score, FEATURE_COLUMNS};
 use dataflows::tick::Reject;
 use dataflows::{Delivery, Output};
 use deltalake::arrow::array::{
@@ -68,7 +68,14 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The tables, in a fixed order.
-pub const TABLES: [&str; 5] = ["bars", "predictions", "scores", "evaluations", "rejects"];
+pub const TABLES: [&str; 6] = [
+    "bars",
+    "features",
+    "predictions",
+    "scores",
+    "evaluations",
+    "rejects",
+];
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -98,6 +105,13 @@ pub fn schema(table: &str) -> SchemaRef {
             field("filled", Boolean, false),
             field("date", Date32, false),
         ],
+        "features" => {
+            let mut f = vec![field("symbol", Utf8, false), field("end", ts(), false)];
+            f.extend(FEATURE_COLUMNS.iter().map(|c| field(c, Float64, false)));
+            f.push(field("bars_since_trade", Int32, false));
+            f.push(field("date", Date32, false));
+            f
+        }
         "predictions" => vec![
             field("symbol", Utf8, false),
             field("model", Utf8, false),
@@ -162,6 +176,8 @@ pub fn schema(table: &str) -> SchemaRef {
 pub struct Rows {
     /// Bars.
     pub bars: Vec<Bar>,
+    /// Feature rows.
+    pub features: Vec<FeatureRow>,
     /// Predictions.
     pub predictions: Vec<Prediction>,
     /// Scores.
@@ -179,6 +195,7 @@ impl Rows {
         for o in deliveries.into_iter().flat_map(|d| d.outputs.iter()) {
             match (table, o) {
                 ("bars", Output::Bar(b)) => rows.bars.push(b.clone()),
+                ("features", Output::Features(f)) => rows.features.push(f.clone()),
                 ("predictions", Output::Prediction(p)) => rows.predictions.push(p.clone()),
                 ("scores", Output::Score(s)) => rows.scores.push(s.clone()),
                 ("evaluations", Output::Evaluation(k, day, e, diff)) if *diff > 0 => {
@@ -196,6 +213,7 @@ impl Rows {
     /// Total rows.
     pub fn len(&self) -> usize {
         self.bars.len()
+            + self.features.len()
             + self.predictions.len()
             + self.scores.len()
             + self.evaluations.len()
@@ -262,6 +280,21 @@ pub fn batch(table: &str, rows: &Rows, interval_ms: u64) -> Result<RecordBatch> 
                 )),
                 date(b.iter().map(|x| x.start_ms)),
             ]
+        }
+        "features" => {
+            let f = &rows.features;
+            let mut cols = vec![
+                strs(f.iter().map(|x| x.symbol.as_str())),
+                tsa(f.iter().map(|x| us(x.end_ms))),
+            ];
+            cols.extend(
+                (0..FEATURE_COLUMNS.len()).map(|k| f64a(f.iter().map(move |x| x.values[k].0))),
+            );
+            cols.push(Arc::new(Int32Array::from_iter_values(
+                f.iter().map(|x| x.bars_since_trade as i32),
+            )));
+            cols.push(date(f.iter().map(|x| x.end_ms - 1)));
+            cols
         }
         "predictions" => {
             let p = &rows.predictions;

@@ -29,7 +29,7 @@ fn run_args(brokers: &str, topic: &str, dir: &std::path::Path) -> Command {
         "--until-end",
         "--no-http",
     ])
-    .args(["--commit-interval-ms", "40"])
+    .args(["--commit-interval-ms", "40", "--epoch-ms", "300000"])
     .arg("--data-dir")
     .arg(dir)
     .stdin(Stdio::null())

@@ -24,7 +24,7 @@ use crate::champion::{
     best_predictions, champions, daily_sums, evaluations, Champion, ChampionConfig, Evaluation,
     SeriesKey,
 };
-use crate::predict::{predictor, ModelEvent, PredictConfig, Prediction, Score};
+use crate::predict::{predictor, FeatureRow, ModelEvent, PredictConfig, Prediction, Score};
 use crate::source::{tick_source, RecordReader, SourceConfig};
 use crate::tick::Reject;
 
@@ -37,6 +37,8 @@ pub enum Output {
     Prediction(Prediction),
     /// A scored prediction.
     Score(Score),
+    /// A symbol's features at a bar close.
+    Features(FeatureRow),
     /// A rejected record.
     Reject(Reject),
     /// A change to the daily-evaluation collection: (series, UTC day, row).
@@ -103,12 +105,13 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
 
     let scores = events.clone().flat_map(|(e, t)| match e {
         ModelEvent::Score(s) => Some((s, t)),
-        ModelEvent::Current(..) => None,
+        ModelEvent::Current(..) | ModelEvent::Features(_) => None,
     });
     let current = events
+        .clone()
         .flat_map(|(e, t)| match e {
             ModelEvent::Current(p, d) => Some((p, t, d)),
-            ModelEvent::Score(_) => None,
+            ModelEvent::Score(_) | ModelEvent::Features(_) => None,
         })
         .as_collection();
     let evals = evaluations(daily_sums(scores.clone()), champion);
@@ -125,6 +128,10 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             .inner
             .flat_map(|(p, t, d)| (d > 0).then_some((Output::Prediction(p), t))),
         scores.map(|(s, t)| (Output::Score(s), t)),
+        events.clone().flat_map(|(e, t)| match e {
+            ModelEvent::Features(f) => Some((Output::Features(f), t)),
+            _ => None,
+        }),
         rejects.map(|r| {
             let t = r.at_ms;
             (Output::Reject(r), t)

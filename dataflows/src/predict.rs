@@ -95,6 +95,67 @@ pub enum ModelEvent {
     Current(Prediction, isize),
     /// A scored prediction.
     Score(Score),
+    /// The features of a symbol at a bar close (once warmed up).
+    Features(FeatureRow),
+}
+
+/// One symbol's features at one bar close, as a warehouse row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FeatureRow {
+    /// Symbol.
+    pub symbol: String,
+    /// Bar close (epoch ms).
+    pub end_ms: u64,
+    /// ret1, ret5, ret15, ret60, rvol30, rvol120, parkinson, ema_fast,
+    /// ema_slow, macd, rsi, vwap_dev, volume_z, ofi (see [`FEATURE_COLUMNS`]).
+    pub values: Vec<F64>,
+    /// Bars since the last trade.
+    pub bars_since_trade: u32,
+}
+
+/// Names of [`FeatureRow::values`], in order.
+pub const FEATURE_COLUMNS: [&str; 14] = [
+    "ret1",
+    "ret5",
+    "ret15",
+    "ret60",
+    "rvol30",
+    "rvol120",
+    "parkinson",
+    "ema_fast",
+    "ema_slow",
+    "macd",
+    "rsi",
+    "vwap_dev",
+    "volume_z",
+    "ofi",
+];
+
+impl FeatureRow {
+    fn of(symbol: &str, end_ms: u64, f: &Features) -> Self {
+        let v = [
+            f.ret[0],
+            f.ret[1],
+            f.ret[2],
+            f.ret[3],
+            f.rvol30,
+            f.rvol120,
+            f.parkinson,
+            f.ema_fast,
+            f.ema_slow,
+            f.macd,
+            f.rsi,
+            f.vwap_dev,
+            f.volume_z,
+            f.ofi,
+        ];
+        FeatureRow {
+            symbol: symbol.to_string(),
+            end_ms,
+            values: v.iter().map(|x| F64(*x)).collect(),
+            bars_since_trade: f.bars_since_trade,
+        }
+    }
 }
 
 /// Predictor settings.
@@ -243,6 +304,13 @@ pub fn on_bar(
         state.features = FeatureState::new(config.warmup);
     }
     let x = state.features.update(bar);
+    if let Some(f) = &x {
+        out.push(ModelEvent::Features(FeatureRow::of(
+            &bar.symbol,
+            bar.end_ms,
+            f,
+        )));
+    }
     let close = bar.close.0;
     for hs in state.horizons.iter_mut() {
         let horizon_ms = u64::from(hs.h) * config.interval_ms;

@@ -38,7 +38,7 @@ def close(a, b):
 def main():
     a, b, ticks_path = sys.argv[1:4]
     counts = {}
-    for name in ["bars", "predictions", "scores", "evaluations", "rejects"]:
+    for name in ["bars", "features", "predictions", "scores", "evaluations", "rejects"]:
         ra = sorted(canon(r) for r in rows(a, name))
         rb = sorted(canon(r) for r in rows(b, name))
         assert len(ra) == len(rb), f"{name}: {len(ra)} rows vs {len(rb)}"
