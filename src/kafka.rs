@@ -218,7 +218,6 @@ impl RecordReader for KafkaReader {
                 None => break,
                 Some(Ok(m)) => {
                     self.at_end.remove(&m.partition());
-                    tracing::trace!(partition = m.partition(), offset = m.offset(), "record");
                     out.push(SourceEvent::Record(Record {
                         pos: Position {
                             partition: m.partition(),

@@ -89,15 +89,23 @@ async fn local_files(table: &DeltaTable) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The warehouse's tables that exist under `root`, opened.
+async fn existing(root: &Path) -> Result<Vec<(&'static str, DeltaTable)>> {
+    let mut out = Vec::new();
+    for name in TABLES {
+        match open(root, name).await {
+            Ok(t) => out.push((name, t)),
+            Err(Error::Missing(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Every table's version, epoch, files and rows.
 pub async fn list(root: &Path) -> Result<Vec<TableInfo>> {
     let mut out = Vec::new();
-    for name in TABLES {
-        let table = match open(root, name).await {
-            Ok(t) => t,
-            Err(Error::Missing(_)) => continue,
-            Err(e) => return Err(e),
-        };
+    for (name, table) in existing(root).await? {
         let files = local_files(&table).await?;
         let mut rows = 0u64;
         for f in &files {
@@ -236,12 +244,7 @@ pub fn render(name: &str, rows: &[Map<String, Value>]) -> String {
 /// Writes a checkpoint of every table; returns (table, version).
 pub async fn checkpoint(root: &Path) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
-    for name in TABLES {
-        let table = match open(root, name).await {
-            Ok(t) => t,
-            Err(Error::Missing(_)) => continue,
-            Err(e) => return Err(e),
-        };
+    for (name, table) in existing(root).await? {
         deltalake::checkpoints::create_checkpoint(&table, None)
             .await
             .map_err(Box::new)?;
@@ -253,12 +256,7 @@ pub async fn checkpoint(root: &Path) -> Result<Vec<(String, u64)>> {
 /// Deletes unreferenced files older than `retention_hours`; returns (table, files deleted).
 pub async fn vacuum(root: &Path, retention_hours: u64) -> Result<Vec<(String, usize)>> {
     let mut out = Vec::new();
-    for name in TABLES {
-        let table = match open(root, name).await {
-            Ok(t) => t,
-            Err(Error::Missing(_)) => continue,
-            Err(e) => return Err(e),
-        };
+    for (name, table) in existing(root).await? {
         let (_, metrics) = table
             .vacuum()
             .with_retention_period(chrono::Duration::hours(retention_hours as i64))

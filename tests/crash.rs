@@ -14,24 +14,16 @@ use common::temp_dir;
 use cryptoflow::kafka::TickProducer;
 use dataflows::sim::{Rng, SimConfig, Simulator};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
-
 fn run_args(brokers: &str, topic: &str, dir: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = common::run_cmd(brokers, topic, "2", dir);
     c.args([
-        "run",
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "-w",
-        "2",
         "--until-end",
         "--no-http",
+        "--commit-interval-ms",
+        "40",
+        "--epoch-ms",
+        "300000",
     ])
-    .args(["--commit-interval-ms", "40", "--epoch-ms", "300000"])
-    .arg("--data-dir")
-    .arg(dir)
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::null());

@@ -37,15 +37,11 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
     let ticks: Vec<_> = Simulator::new(cfg)
         .take_while(|t| t.ts_ms < start + 5 * 60_000)
         .collect();
-    let producer = TickProducer::new(&brokers, &topic).unwrap();
     let ticks_path = dir.join("ticks.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ticks_path).unwrap());
-    for t in &ticks {
-        let json = t.to_json();
-        producer.send(&t.symbol, json.as_bytes()).unwrap();
-        writeln!(file, "{json}").unwrap();
-    }
+    common::produce_logged(&brokers, &topic, &ticks, &mut file);
     file.flush().unwrap();
+    let producer = TickProducer::new(&brokers, &topic).unwrap();
     for bad in [
         "not json",
         r#"{"symbol":"BTC-USD","exchange":"x","ts":1,"price":1,"size":1,"side":"buy"}"#,
@@ -65,20 +61,8 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
     let port = free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let live_dir = dir.join("live");
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &topic,
-            "-w",
-            "2",
-            "--http",
-            &addr,
-        ])
-        .arg("--data-dir")
-        .arg(&live_dir)
+    let mut child = common::run_cmd(&brokers, &topic, "2", &live_dir)
+        .args(["--http", &addr])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("live.log")).unwrap())
         .spawn()
@@ -148,20 +132,8 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
     let mut dirs = Vec::new();
     for workers in ["1", "4"] {
         let out_dir = dir.join(format!("w{workers}"));
-        let out = Command::new(BIN)
-            .args([
-                "run",
-                "--brokers",
-                &brokers,
-                "--topic",
-                &topic,
-                "-w",
-                workers,
-                "--until-end",
-                "--no-http",
-            ])
-            .arg("--data-dir")
-            .arg(&out_dir)
+        let out = common::run_cmd(&brokers, &topic, workers, &out_dir)
+            .args(["--until-end", "--no-http"])
             .output()
             .unwrap();
         assert!(

@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use common::{http_get, temp_dir, unique, wait_for};
 use cryptoflow::broker::{free_port, Broker, Storage};
-use cryptoflow::kafka::{ensure_topic, TickProducer};
+use cryptoflow::kafka::ensure_topic;
 use dataflows::sim::{SimConfig, Simulator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
 
 fn ticks_seen(addr: &str) -> Option<u64> {
     let (status, body) = http_get(addr, "/api/health").ok()?;
@@ -57,41 +55,13 @@ fn broker_outage_then_recovery_loses_nothing() {
     let first = market(8, t0 - 5 * 60_000, t0 - 60_000);
     let ticks_path = dir.join("ticks.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ticks_path).unwrap());
-    let produce = |part: &[dataflows::Tick], file: &mut dyn Write| {
-        let producer = TickProducer::new(&brokers, &topic).unwrap();
-        for t in part {
-            let json = t.to_json();
-            producer.send(&t.symbol, json.as_bytes()).unwrap();
-            writeln!(file, "{json}").unwrap();
-        }
-        producer.flush(Duration::from_secs(60)).unwrap();
-        assert_eq!(
-            producer
-                .stats()
-                .failed
-                .load(std::sync::atomic::Ordering::Relaxed),
-            0
-        );
-    };
-    produce(&first, &mut file);
+    common::produce_logged(&brokers, &topic, &first, &mut file);
 
     // A live run consumes the first half.
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let live = dir.join("live");
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &topic,
-            "-w",
-            "2",
-            "--http",
-            &addr,
-        ])
-        .arg("--data-dir")
-        .arg(&live)
+    let mut child = common::run_cmd(&brokers, &topic, "2", &live)
+        .args(["--http", &addr])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("live.log")).unwrap())
         .spawn()
@@ -113,7 +83,7 @@ fn broker_outage_then_recovery_loses_nothing() {
     // (within the allowed skew), so a slow reconnect cannot make them late.
     let t1 = now();
     let second = market(9, t1 + 5_000, t1 + 35_000);
-    produce(&second, &mut file);
+    common::produce_logged(&brokers, &topic, &second, &mut file);
     file.flush().unwrap();
     let after = wait_for(Duration::from_secs(60), || {
         ticks_seen(&addr).filter(|n| *n > before)
@@ -127,20 +97,8 @@ fn broker_outage_then_recovery_loses_nothing() {
 
     // Finish the live warehouse with a bounded run; compare with a clean one.
     for d in [&live, &dir.join("clean")] {
-        let ok = Command::new(BIN)
-            .args([
-                "run",
-                "--brokers",
-                &brokers,
-                "--topic",
-                &topic,
-                "-w",
-                "2",
-                "--until-end",
-                "--no-http",
-            ])
-            .arg("--data-dir")
-            .arg(d)
+        let ok = common::run_cmd(&brokers, &topic, "2", d)
+            .args(["--until-end", "--no-http"])
             .stdout(Stdio::null())
             .status()
             .unwrap();

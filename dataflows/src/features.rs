@@ -131,8 +131,6 @@ impl Sum {
 struct Window {
     cap: usize,
     values: VecDeque<f64>,
-    sum: f64,
-    sumsq: f64,
     acc: Sum,
     acc_sq: Sum,
 }
@@ -142,8 +140,6 @@ impl Window {
         Window {
             cap,
             values: VecDeque::with_capacity(cap + 1),
-            sum: 0.0,
-            sumsq: 0.0,
             acc: Sum::default(),
             acc_sq: Sum::default(),
         }
@@ -157,14 +153,18 @@ impl Window {
             self.acc.add(-old);
             self.acc_sq.add(-old * old);
         }
-        self.sum = self.acc.value();
-        self.sumsq = self.acc_sq.value();
+    }
+    fn sum(&self) -> f64 {
+        self.acc.value()
+    }
+    fn sumsq(&self) -> f64 {
+        self.acc_sq.value()
     }
     fn full(&self) -> bool {
         self.values.len() == self.cap
     }
     fn mean(&self) -> f64 {
-        self.sum / self.values.len().max(1) as f64
+        self.sum() / self.values.len().max(1) as f64
     }
 }
 
@@ -262,12 +262,12 @@ impl FeatureState {
         }
         let n = self.closes.len();
         let ret = RETURN_BARS.map(|k| (close / self.closes[n - 1 - k]).ln());
-        let vwap = if self.volume.sum > 0.0 {
-            self.notional.sum / self.volume.sum
+        let vwap = if self.volume.sum() > 0.0 {
+            self.notional.sum() / self.volume.sum()
         } else {
             close
         };
-        let vol_std = (self.volume.sumsq / RANGE_BARS as f64 - self.volume.mean().powi(2))
+        let vol_std = (self.volume.sumsq() / RANGE_BARS as f64 - self.volume.mean().powi(2))
             .max(0.0)
             .sqrt();
         let volume_z = if vol_std > 1e-12 {
@@ -285,7 +285,7 @@ impl FeatureState {
             ret,
             rvol30: self.sq_ret[0].mean().max(0.0).sqrt(),
             rvol120: self.sq_ret[1].mean().max(0.0).sqrt(),
-            parkinson: (self.hl_sq.sum.max(0.0)
+            parkinson: (self.hl_sq.sum().max(0.0)
                 / (4.0 * std::f64::consts::LN_2 * RANGE_BARS as f64))
                 .sqrt(),
             ema_fast,

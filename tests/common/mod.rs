@@ -201,3 +201,37 @@ impl Proxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// `cryptoflow run` against `brokers`/`topic` on `workers` workers writing
+/// to `dir`; callers add the rest of the flags.
+pub fn run_cmd(
+    brokers: &str,
+    topic: &str,
+    workers: &str,
+    dir: &std::path::Path,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cryptoflow"));
+    c.args(["run", "--brokers", brokers, "--topic", topic, "-w", workers])
+        .arg("--data-dir")
+        .arg(dir);
+    c
+}
+
+/// Produces `ticks` (keyed by symbol, wire format) and appends each to
+/// `file` as a JSONL line; waits for every delivery and checks none failed.
+pub fn produce_logged(brokers: &str, topic: &str, ticks: &[dataflows::Tick], file: &mut dyn Write) {
+    let producer = cryptoflow::kafka::TickProducer::new(brokers, topic).unwrap();
+    for t in ticks {
+        let json = t.to_json();
+        producer.send(&t.symbol, json.as_bytes()).unwrap();
+        writeln!(file, "{json}").unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        producer
+            .stats()
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

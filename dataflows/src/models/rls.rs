@@ -104,10 +104,10 @@ impl OnlineModel for Rls {
         "rls"
     }
     fn predict(&self, x: &Features) -> Forecast {
-        Forecast::point(self.0.predict(Array1::from(x.vector().to_vec()).view()))
+        Forecast::point(self.0.predict(ArrayView1::from(&x.vector())))
     }
     fn learn(&mut self, x: &Features, y: f64) -> bool {
-        self.0.learn(Array1::from(x.vector().to_vec()).view(), y)
+        self.0.learn(ArrayView1::from(&x.vector()), y)
     }
 }
 
