@@ -54,6 +54,9 @@ pub enum Error {
         /// Broker error code.
         code: RDKafkaErrorCode,
     },
+    /// Records the broker never acknowledged.
+    #[error("{0} records could not be delivered to Kafka")]
+    Delivery(u64),
 }
 
 /// Result alias for this module.

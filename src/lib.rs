@@ -8,6 +8,7 @@ pub mod demo;
 pub mod feed;
 pub mod files;
 pub mod http;
+pub mod ingest;
 pub mod kafka;
 pub mod pipeline;
 pub mod state;

@@ -31,6 +31,8 @@ enum Command {
     Demo(DemoArgs),
     /// Produce simulated ticks into a topic (real time, or --max-speed).
     Simulate(SimulateArgs),
+    /// Stream live market data from an exchange into the tick topic.
+    Ingest(cryptoflow::ingest::cli::IngestArgs),
     /// Send ticks (JSON, one per line) from the arguments or stdin, keyed by symbol.
     Produce(ProduceArgs),
     /// Look at and maintain the Delta warehouse.
@@ -328,6 +330,7 @@ fn real_main() -> anyhow::Result<()> {
                 Stop::new(),
             )?;
         }
+        Command::Ingest(a) => cryptoflow::ingest::cli::run(a)?,
         Command::Simulate(a) => {
             let SimulateArgs {
                 brokers,

@@ -1,0 +1,161 @@
+//! Binance spot: the `<symbol>@trade` stream over one combined-stream
+//! connection (`/stream?streams=btcusdt@trade/ethusdt@trade`).
+//!
+//! Frames arrive wrapped (`{"stream":…,"data":{…}}`) on combined streams and
+//! bare on `/ws/…`; both are read. In a trade `m` is true when the buyer was
+//! the maker, so the taker sold. Unknown fields are ignored (Binance has
+//! removed fields before); `T` (trade time) is the event time. Trade ids `t`
+//! are consecutive per symbol, so jumps are gaps.
+
+use dataflows::tick::Side;
+
+use super::fields::{Fields, Malformed};
+use super::symbols::{binance_native, binance_to_canonical};
+use super::{Frame, Trade, WsVenue};
+
+/// Default public endpoint.
+pub const DEFAULT_WS: &str = "wss://stream.binance.com:9443";
+
+/// The Binance trade-stream venue.
+pub struct Binance {
+    /// Endpoint base, without path.
+    pub ws_base: String,
+    /// Stream-form symbols (`btcusdt`).
+    pub streams: Vec<String>,
+}
+
+impl Binance {
+    /// A venue for `symbols` in native (`BTCUSDT`) or canonical (`BTC-USDT`)
+    /// form; fails naming a symbol that does not map.
+    pub fn new(ws_base: &str, symbols: &[String]) -> anyhow::Result<Self> {
+        let streams = symbols
+            .iter()
+            .map(|s| {
+                let native = binance_native(s);
+                binance_to_canonical(&native)
+                    .map(|_| native)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "`{s}` is not a Binance spot symbol (e.g. BTCUSDT or BTC-USDT)"
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Binance {
+            ws_base: ws_base.trim_end_matches('/').to_string(),
+            streams,
+        })
+    }
+}
+
+impl WsVenue for Binance {
+    fn exchange(&self) -> &'static str {
+        "binance"
+    }
+
+    fn url(&self) -> String {
+        let streams: Vec<String> = self.streams.iter().map(|s| format!("{s}@trade")).collect();
+        format!("{}/stream?streams={}", self.ws_base, streams.join("/"))
+    }
+
+    fn subscriptions(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn parse(&self, text: &str) -> Result<Frame, Malformed> {
+        let outer = Fields::parse(text)?;
+        let f = if outer.has("stream") && outer.has("data") {
+            outer.object("data")?
+        } else {
+            outer
+        };
+        if f.has("result") || (f.has("id") && !f.has("e")) {
+            return Ok(Frame::Control);
+        }
+        if f.has("code") && f.has("msg") {
+            return Ok(Frame::VenueError(f.opt_str("msg").unwrap_or_default()));
+        }
+        match f.str("e")?.as_str() {
+            "trade" => parse_trade(&f).map(|t| Frame::Trades(vec![t])),
+            other => Err(Malformed::new(
+                "unknown_message",
+                format!("unexpected event type `{other}`"),
+            )),
+        }
+    }
+}
+
+fn parse_trade(f: &Fields<'_>) -> Result<Trade, Malformed> {
+    let native = f.str("s")?;
+    let symbol = binance_to_canonical(&native)
+        .ok_or_else(|| Malformed::new("bad_symbol", format!("unknown symbol `{native}`")))?;
+    Ok(Trade {
+        symbol,
+        ts_ms: f.u64("T")?,
+        price: f.decimal("p")?,
+        size: f.decimal("q")?,
+        side: if f.bool("m")? { Side::Sell } else { Side::Buy },
+        trade_id: f.u64("t")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn venue() -> Binance {
+        Binance::new("ws://x", &["BNBBTC".into(), "ETH-USDT".into()]).unwrap()
+    }
+
+    #[test]
+    fn reads_bare_and_combined_trades() {
+        let bare = r#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}"#;
+        let want = Trade {
+            symbol: "BNB-BTC".into(),
+            ts_ms: 1_672_515_782_136,
+            price: super::super::decimal::Decimal::parse("0.001").unwrap(),
+            size: super::super::decimal::Decimal::parse("100").unwrap(),
+            side: Side::Sell,
+            trade_id: 12345,
+        };
+        assert_eq!(
+            venue().parse(bare).unwrap(),
+            Frame::Trades(vec![want.clone()])
+        );
+        let wrapped = format!(r#"{{"stream":"bnbbtc@trade","data":{bare}}}"#);
+        assert_eq!(venue().parse(&wrapped).unwrap(), Frame::Trades(vec![want]));
+        assert_eq!(
+            venue().url(),
+            "ws://x/stream?streams=bnbbtc@trade/ethusdt@trade"
+        );
+    }
+
+    #[test]
+    fn acks_errors_and_junk() {
+        let v = venue();
+        assert_eq!(
+            v.parse(r#"{"result":null,"id":1}"#).unwrap(),
+            Frame::Control
+        );
+        assert!(matches!(
+            v.parse(r#"{"code":2,"msg":"Invalid request"}"#).unwrap(),
+            Frame::VenueError(_)
+        ));
+        let reason = |t: &str| v.parse(t).unwrap_err().reason;
+        assert_eq!(reason("not json"), "malformed_json");
+        assert_eq!(reason(r#"{"e":"kline"}"#), "unknown_message");
+        assert_eq!(
+            reason(r#"{"e":"trade","s":"BNBBTC","t":1,"p":"x","q":"1","T":1,"m":true}"#),
+            "bad_field"
+        );
+        assert_eq!(
+            reason(r#"{"e":"trade","s":"BNBBTC","t":1,"q":"1","T":1,"m":true}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            reason(r#"{"e":"trade","s":"NOPE","t":1,"p":"1","q":"1","T":1,"m":true}"#),
+            "bad_symbol"
+        );
+        assert!(Binance::new("ws://x", &["BTC".into()]).is_err());
+    }
+}

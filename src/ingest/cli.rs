@@ -1,0 +1,169 @@
+//! `cryptoflow ingest <venue>`: the command-line face of the connectors.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::binance::{self, Binance};
+use super::coinbase::{self, Coinbase};
+use super::coingecko::{self, CoinGecko};
+use super::kraken::{self, Kraken};
+use super::{run_websocket, KafkaSink, RunLimits, SinkOptions, Summary, WsVenue};
+use crate::pipeline::{shutdown_signal, Stop};
+
+/// `cryptoflow ingest`.
+#[derive(Args)]
+pub struct IngestArgs {
+    #[command(subcommand)]
+    venue: Venue,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        global = true,
+        env = "CRYPTOFLOW_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    brokers: String,
+    /// Tick topic (created with --partitions if missing).
+    #[arg(long, global = true, default_value = "ticks")]
+    topic: String,
+    /// Topic for frames that could not be used (created if missing).
+    #[arg(long, global = true, default_value = "ticks.rejects")]
+    rejects_topic: String,
+    /// Partitions when creating the tick topic.
+    #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    partitions: i32,
+    /// Stop after this many ticks (default: run until Ctrl-C / SIGTERM).
+    #[arg(long, global = true)]
+    max_ticks: Option<u64>,
+    /// Reconnect when no frame arrived for this many seconds.
+    #[arg(long, global = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    stale_after_s: u64,
+    /// Longest reconnect delay, ms.
+    #[arg(long, global = true, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(250..))]
+    backoff_max_ms: u64,
+    /// How far ahead of the wall clock a trade time may be, ms.
+    #[arg(long, global = true, default_value_t = 60_000)]
+    max_future_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum Venue {
+    /// Binance spot trades (`<symbol>@trade` on a combined stream).
+    Binance {
+        /// Symbols, Binance (`BTCUSDT`) or canonical (`BTC-USDT`) form.
+        #[arg(long, value_delimiter = ',', default_value = "BTCUSDT,ETHUSDT")]
+        symbols: Vec<String>,
+        /// Websocket endpoint base.
+        #[arg(long, default_value = binance::DEFAULT_WS)]
+        ws_url: String,
+    },
+    /// Coinbase Exchange `matches` + `ticker` + `heartbeat`.
+    Coinbase {
+        /// Product ids.
+        #[arg(long, value_delimiter = ',', default_value = "BTC-USD,ETH-USD")]
+        products: Vec<String>,
+        /// Websocket endpoint.
+        #[arg(long, default_value = coinbase::DEFAULT_WS)]
+        ws_url: String,
+    },
+    /// Kraken websocket v2 `trade` + `ticker`.
+    Kraken {
+        /// Pairs, `BTC/USD` or `BTC-USD`.
+        #[arg(long, value_delimiter = ',', default_value = "BTC/USD,ETH/USD")]
+        symbols: Vec<String>,
+        /// Websocket endpoint.
+        #[arg(long, default_value = kraken::DEFAULT_WS)]
+        ws_url: String,
+    },
+    /// CoinGecko reference prices, polled over REST.
+    Coingecko {
+        /// Coin ids.
+        #[arg(long, value_delimiter = ',', default_value = "bitcoin,ethereum")]
+        coins: Vec<String>,
+        /// Quote currencies.
+        #[arg(long, value_delimiter = ',', default_value = "usd")]
+        vs: Vec<String>,
+        /// API base URL.
+        #[arg(long, default_value = coingecko::DEFAULT_API)]
+        api_url: String,
+        /// Seconds between polls (the free plan allows tens of calls a minute).
+        #[arg(long, default_value_t = 30.0)]
+        interval_s: f64,
+        /// Days of `market_chart` history to load before polling.
+        #[arg(long, default_value_t = 0)]
+        backfill_days: u32,
+    },
+}
+
+/// Runs a connector until Ctrl-C, SIGTERM or `--max-ticks`; prints the
+/// summary as JSON.
+pub fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let IngestArgs { venue, common } = args;
+    let limits = RunLimits {
+        max_ticks: common.max_ticks,
+        stale_after: Duration::from_secs(common.stale_after_s),
+        backoff_max: Duration::from_millis(common.backoff_max_ms),
+        max_future_ms: common.max_future_ms,
+    };
+    let sink_opts = SinkOptions {
+        brokers: common.brokers,
+        topic: common.topic,
+        rejects_topic: common.rejects_topic,
+        partitions: common.partitions,
+    };
+    // Build the venue first: bad symbols fail before any connection.
+    enum Built {
+        Ws(Box<dyn WsVenue>),
+        Poll(CoinGecko),
+    }
+    let built = match venue {
+        Venue::Binance { symbols, ws_url } => Built::Ws(Box::new(Binance::new(&ws_url, &symbols)?)),
+        Venue::Coinbase { products, ws_url } => {
+            Built::Ws(Box::new(Coinbase::new(&ws_url, &products)?))
+        }
+        Venue::Kraken { symbols, ws_url } => Built::Ws(Box::new(Kraken::new(&ws_url, &symbols)?)),
+        Venue::Coingecko {
+            coins,
+            vs,
+            api_url,
+            interval_s,
+            backfill_days,
+        } => {
+            anyhow::ensure!(
+                interval_s.is_finite() && interval_s >= 0.1,
+                "--interval-s must be at least 0.1"
+            );
+            let interval = Duration::from_secs_f64(interval_s);
+            Built::Poll(CoinGecko::new(
+                &api_url,
+                &coins,
+                &vs,
+                interval,
+                backfill_days,
+            )?)
+        }
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let summary: Summary = rt.block_on(async {
+        let sink = KafkaSink::connect(&sink_opts).await?;
+        let stop = Stop::new();
+        let signal_stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            signal_stop.trigger();
+        });
+        match built {
+            Built::Ws(v) => run_websocket(v.as_ref(), &sink, limits, &stop).await,
+            Built::Poll(mut p) => p.run(&sink, limits, &stop).await,
+        }
+    })?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}

@@ -1,0 +1,666 @@
+//! Live market data in: exchange connectors that turn public market-data
+//! feeds into ticks on the `ticks` topic.
+//!
+//! One module per venue knows its protocol (URL, subscription frames, message
+//! shapes, symbol form); everything else is shared here and behaves the same
+//! for every venue:
+//!
+//! - **Exact numbers, one symbol form.** Prices and sizes are parsed as exact
+//!   decimals ([`decimal`]) and travel as decimal strings; symbols are mapped
+//!   to canonical `BASE-QUOTE` ([`symbols`]).
+//! - **Validation by the dataflow's own decoder.** Each normalised trade is
+//!   serialised in the tick wire format and checked with
+//!   [`dataflows::tick::decode`], so nothing the pipeline would reject is sent
+//!   as a tick.
+//! - **Never stop on bad input.** A frame that cannot be used (not JSON, an
+//!   unknown message, a missing or bad field, a non-positive price) is counted
+//!   and sent to the rejects topic (`ticks.rejects`) as
+//!   `{"exchange","received_ms","reason","detail","payload"}` with the raw
+//!   frame (cut to 4 KiB); the connection carries on.
+//! - **Duplicates and gaps.** Trade ids are tracked per symbol
+//!   ([`Tracker`]): an id seen among the last 10,000 is an exact duplicate and
+//!   dropped (e.g. the trades a venue replays after a reconnect); where ids are
+//!   consecutive (Binance `t`, Coinbase `trade_id`, Kraken `trade_id`) a jump
+//!   is logged as a gap with the number of missing trades, and a lower id is
+//!   counted as out of order and still sent (event time puts it in place).
+//! - **Reconnect.** A dropped connection, an error or silence longer than
+//!   `--stale-after-s` reconnects with jittered exponential backoff (250 ms
+//!   doubling to `--backoff-max-ms`, each delay drawn in [½, 1] of its
+//!   bound, reset once a connection delivers data) and resubscribes.
+//! - **Summary.** On exit (Ctrl-C, SIGTERM or `--max-ticks`) the producer is
+//!   flushed and a JSON [`Summary`] of the counters is printed.
+
+pub mod binance;
+pub mod cli;
+pub mod coinbase;
+pub mod coingecko;
+pub mod decimal;
+pub mod fields;
+pub mod kraken;
+pub mod symbols;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dataflows::sim::Rng;
+use dataflows::tick::{decode, Position, Side, ValidationLimits};
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, info, warn};
+
+use crate::kafka::{self, TickProducer};
+use crate::pipeline::Stop;
+use decimal::Decimal;
+pub use fields::Malformed;
+
+/// Trade ids remembered per symbol for duplicate detection.
+const SEEN_IDS: usize = 10_000;
+/// Raw frames kept in a reject are cut to this many bytes.
+const MAX_REJECT_PAYLOAD: usize = 4096;
+
+/// One trade, normalised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trade {
+    /// Canonical `BASE-QUOTE`.
+    pub symbol: String,
+    /// Trade time, epoch ms.
+    pub ts_ms: u64,
+    /// Exact price.
+    pub price: Decimal,
+    /// Exact size in base units.
+    pub size: Decimal,
+    /// Taker side.
+    pub side: Side,
+    /// Venue trade id (per symbol).
+    pub trade_id: u64,
+}
+
+/// What one frame from a venue said.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// One or more trades.
+    Trades(Vec<Trade>),
+    /// A heartbeat, with the newest trade id of a symbol when the venue says it.
+    Heartbeat(Option<(String, u64)>),
+    /// Subscription acks, status and other bookkeeping.
+    Control,
+    /// A quote (ticker without a trade in it): validated and counted only.
+    Quote,
+    /// The venue reported an error (e.g. an unknown product).
+    VenueError(String),
+}
+
+/// Where ticks and rejects go.
+pub trait Sink {
+    /// One tick in the wire format, keyed by symbol.
+    fn tick(&self, symbol: &str, payload: &[u8]) -> kafka::Result<()>;
+    /// One reject record, keyed by exchange.
+    fn reject(&self, exchange: &str, payload: &[u8]) -> kafka::Result<()>;
+    /// Waits for delivery of everything sent.
+    fn flush(&self) -> kafka::Result<()>;
+}
+
+/// The Kafka sink: the shared producer path for both topics.
+pub struct KafkaSink {
+    ticks: TickProducer,
+    rejects: TickProducer,
+}
+
+impl KafkaSink {
+    /// Creates both topics if needed and connects producers to them.
+    pub async fn connect(opts: &SinkOptions) -> kafka::Result<Self> {
+        kafka::ensure_topic(&opts.brokers, &opts.topic, opts.partitions).await?;
+        kafka::ensure_topic(&opts.brokers, &opts.rejects_topic, 1).await?;
+        Ok(KafkaSink {
+            ticks: TickProducer::new(&opts.brokers, &opts.topic)?,
+            rejects: TickProducer::new(&opts.brokers, &opts.rejects_topic)?,
+        })
+    }
+}
+
+impl Sink for KafkaSink {
+    fn tick(&self, symbol: &str, payload: &[u8]) -> kafka::Result<()> {
+        self.ticks.send(symbol, payload)
+    }
+    fn reject(&self, exchange: &str, payload: &[u8]) -> kafka::Result<()> {
+        self.rejects.send(exchange, payload)
+    }
+    fn flush(&self) -> kafka::Result<()> {
+        self.ticks.flush(Duration::from_secs(30))?;
+        self.rejects.flush(Duration::from_secs(30))?;
+        let failed = self
+            .ticks
+            .stats()
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + self
+                .rejects
+                .stats()
+                .failed
+                .load(std::sync::atomic::Ordering::Relaxed);
+        if failed > 0 {
+            return Err(kafka::Error::Delivery(failed));
+        }
+        Ok(())
+    }
+}
+
+/// Where to produce.
+#[derive(Clone, Debug)]
+pub struct SinkOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Tick topic.
+    pub topic: String,
+    /// Rejects topic.
+    pub rejects_topic: String,
+    /// Partitions of the tick topic when it is created.
+    pub partitions: i32,
+}
+
+/// How a connector runs, whatever the venue.
+#[derive(Clone, Debug)]
+pub struct RunLimits {
+    /// Stop after this many ticks were sent.
+    pub max_ticks: Option<u64>,
+    /// Reconnect after this long without any frame.
+    pub stale_after: Duration,
+    /// Upper bound of a reconnect delay.
+    pub backoff_max: Duration,
+    /// How far ahead of the wall clock a trade time may be.
+    pub max_future_ms: u64,
+}
+
+/// Counters of one connector run, printed as JSON on exit.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Venue name.
+    pub exchange: String,
+    /// Frames (or REST responses) received.
+    pub frames: u64,
+    /// Ticks sent to the tick topic.
+    pub ticks: u64,
+    /// Trades dropped as exact duplicates.
+    pub duplicates: u64,
+    /// Gaps detected.
+    pub gaps: u64,
+    /// Trades known to be missing across all gaps (where ids say so).
+    pub missing_trades: u64,
+    /// Trades that arrived with a lower id than one already seen.
+    pub out_of_order: u64,
+    /// Frames or trades sent to the rejects topic.
+    pub rejected: u64,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+    /// Quotes received (validated, not sent as ticks).
+    pub quotes: u64,
+    /// Errors reported by the venue.
+    pub venue_errors: u64,
+    /// Connections (or polls) that failed and were retried.
+    pub reconnects: u64,
+}
+
+/// Duplicate and gap tracking of trade ids per symbol.
+#[derive(Default)]
+pub struct Tracker {
+    series: HashMap<String, Series>,
+}
+
+#[derive(Default)]
+struct Series {
+    last: Option<u64>,
+    seen: BTreeSet<u64>,
+}
+
+/// What the tracker made of one trade id.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// Not seen before; `missing` ids were skipped since the previous one.
+    New {
+        /// Ids jumped over (0 when consecutive).
+        missing: u64,
+        /// The id is lower than one already seen.
+        out_of_order: bool,
+    },
+    /// Seen before: drop it.
+    Duplicate,
+}
+
+impl Tracker {
+    /// Records `id` for `symbol`. `consecutive` says whether the venue's ids
+    /// increase by one per trade (only then are jumps gaps).
+    pub fn observe(&mut self, symbol: &str, id: u64, consecutive: bool) -> Seen {
+        let s = self.series.entry(symbol.to_string()).or_default();
+        if !s.seen.insert(id) {
+            return Seen::Duplicate;
+        }
+        if s.seen.len() > SEEN_IDS {
+            s.seen.pop_first();
+        }
+        let (missing, out_of_order) = match s.last {
+            Some(last) if id < last => (0, true),
+            Some(last) if consecutive => (id - last - 1, false),
+            _ => (0, false),
+        };
+        s.last = Some(s.last.map_or(id, |l| l.max(id)));
+        Seen::New {
+            missing,
+            out_of_order,
+        }
+    }
+
+    /// A heartbeat saying the newest trade of `symbol` is `last_id`: the
+    /// number of trades announced but never received (and now given up).
+    pub fn heartbeat(&mut self, symbol: &str, last_id: u64) -> u64 {
+        let Some(s) = self.series.get_mut(symbol) else {
+            return 0;
+        };
+        match s.last {
+            Some(last) if last_id > last => {
+                s.last = Some(last_id);
+                last_id - last
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Jittered exponential reconnect delays.
+pub struct Backoff {
+    attempt: u32,
+    max: Duration,
+    rng: Rng,
+}
+
+/// First reconnect delay bound.
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+
+impl Backoff {
+    /// Delays up to `max`.
+    pub fn new(max: Duration) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Backoff {
+            attempt: 0,
+            max,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// The next delay: uniform in [½, 1] × min(max, 250 ms × 2^attempt).
+    pub fn next_delay(&mut self) -> Duration {
+        let bound = BACKOFF_BASE
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt += 1;
+        bound.mul_f64(0.5 + 0.5 * self.rng.uniform())
+    }
+
+    /// A connection worked: start again from the smallest delay.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Wall-clock epoch ms.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Serialize)]
+struct WireTrade<'a> {
+    symbol: &'a str,
+    exchange: &'a str,
+    ts: u64,
+    price: String,
+    size: String,
+    side: Side,
+    trade_id: String,
+}
+
+#[derive(Serialize)]
+struct RejectRecord<'a> {
+    exchange: &'a str,
+    received_ms: u64,
+    reason: &'a str,
+    detail: &'a str,
+    payload: &'a str,
+}
+
+/// The shared half of every connector: turns parsed frames into ticks,
+/// rejects and counters.
+pub struct Ingestor<'s> {
+    exchange: &'static str,
+    consecutive_ids: bool,
+    sink: &'s dyn Sink,
+    limits: RunLimits,
+    tracker: Tracker,
+    summary: Summary,
+}
+
+impl<'s> Ingestor<'s> {
+    /// An ingestor for `exchange` writing to `sink`.
+    pub fn new(
+        exchange: &'static str,
+        consecutive_ids: bool,
+        sink: &'s dyn Sink,
+        limits: RunLimits,
+    ) -> Self {
+        Ingestor {
+            exchange,
+            consecutive_ids,
+            sink,
+            limits,
+            tracker: Tracker::default(),
+            summary: Summary {
+                exchange: exchange.to_string(),
+                ..Summary::default()
+            },
+        }
+    }
+
+    /// Has `--max-ticks` been reached?
+    pub fn done(&self) -> bool {
+        self.limits
+            .max_ticks
+            .is_some_and(|m| self.summary.ticks >= m)
+    }
+
+    /// Counters so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Counts a failed connection or poll.
+    pub fn reconnecting(&mut self) {
+        self.summary.reconnects += 1;
+    }
+
+    /// Handles one frame: `raw` is the text as received (kept for rejects).
+    pub fn frame(&mut self, raw: &str, parsed: Result<Frame, Malformed>) -> kafka::Result<()> {
+        self.summary.frames += 1;
+        match parsed {
+            Err(m) => self.reject(raw, &m),
+            Ok(Frame::Trades(trades)) => {
+                for t in trades {
+                    self.trade(raw, &t)?;
+                }
+                Ok(())
+            }
+            Ok(Frame::Heartbeat(last)) => {
+                self.summary.heartbeats += 1;
+                if let Some((symbol, id)) = last {
+                    let missing = self.tracker.heartbeat(&symbol, id);
+                    self.gap(
+                        &symbol,
+                        missing,
+                        "heartbeat announced trades never received",
+                    );
+                }
+                Ok(())
+            }
+            Ok(Frame::Control) => Ok(()),
+            Ok(Frame::Quote) => {
+                self.summary.quotes += 1;
+                Ok(())
+            }
+            Ok(Frame::VenueError(msg)) => {
+                self.summary.venue_errors += 1;
+                warn!(exchange = self.exchange, error = %msg, "venue reported an error");
+                Ok(())
+            }
+        }
+    }
+
+    fn gap(&mut self, symbol: &str, missing: u64, what: &str) {
+        if missing > 0 {
+            self.summary.gaps += 1;
+            self.summary.missing_trades += missing;
+            warn!(exchange = self.exchange, symbol, missing, "gap: {what}");
+        }
+    }
+
+    /// Counts a gap known only by time (no ids to say how many trades).
+    pub fn time_gap(&mut self, symbol: &str, seconds: u64) {
+        self.summary.gaps += 1;
+        warn!(
+            exchange = self.exchange,
+            symbol, seconds, "gap: no update for too long"
+        );
+    }
+
+    /// Handles one trade: dedupe, gap check, validate, send.
+    pub fn trade(&mut self, raw: &str, t: &Trade) -> kafka::Result<()> {
+        if self.done() {
+            return Ok(());
+        }
+        match self
+            .tracker
+            .observe(&t.symbol, t.trade_id, self.consecutive_ids)
+        {
+            Seen::Duplicate => {
+                self.summary.duplicates += 1;
+                debug!(exchange = self.exchange, symbol = %t.symbol, id = t.trade_id, "duplicate dropped");
+                return Ok(());
+            }
+            Seen::New {
+                missing,
+                out_of_order,
+            } => {
+                self.gap(&t.symbol, missing, "trade ids skipped");
+                if out_of_order {
+                    self.summary.out_of_order += 1;
+                }
+            }
+        }
+        let json = serde_json::to_vec(&WireTrade {
+            symbol: &t.symbol,
+            exchange: self.exchange,
+            ts: t.ts_ms,
+            price: t.price.to_string(),
+            size: t.size.to_string(),
+            side: t.side,
+            trade_id: t.trade_id.to_string(),
+        })
+        .expect("a trade always serialises");
+        let limits = ValidationLimits {
+            now_ms: now_ms(),
+            max_future_ms: self.limits.max_future_ms,
+        };
+        match decode(&json, Position::default(), limits) {
+            Ok(_) => {
+                self.sink.tick(&t.symbol, &json)?;
+                self.summary.ticks += 1;
+                Ok(())
+            }
+            Err(r) => self.reject(raw, &Malformed::new(r.reason.code(), r.detail)),
+        }
+    }
+
+    /// Sends a frame that could not be used to the rejects topic.
+    pub fn reject(&mut self, raw: &str, why: &Malformed) -> kafka::Result<()> {
+        self.summary.rejected += 1;
+        if self.summary.rejected <= 10 || self.summary.rejected.is_power_of_two() {
+            warn!(exchange = self.exchange, reason = why.reason, detail = %why.detail, rejected = self.summary.rejected, "frame rejected");
+        }
+        let end = (0..=raw.len().min(MAX_REJECT_PAYLOAD))
+            .rev()
+            .find(|&i| raw.is_char_boundary(i))
+            .unwrap_or(0);
+        let record = RejectRecord {
+            exchange: self.exchange,
+            received_ms: now_ms(),
+            reason: why.reason,
+            detail: &why.detail,
+            payload: &raw[..end],
+        };
+        let json = serde_json::to_vec(&record).expect("a reject always serialises");
+        self.sink.reject(self.exchange, &json)
+    }
+
+    /// Flushes the sink and returns the counters.
+    pub fn finish(self) -> kafka::Result<Summary> {
+        self.sink.flush()?;
+        info!(summary = ?self.summary, "ingest finished");
+        Ok(self.summary)
+    }
+}
+
+/// A venue spoken over a websocket.
+pub trait WsVenue {
+    /// Lowercase venue name, the `exchange` of its ticks.
+    fn exchange(&self) -> &'static str;
+    /// The URL to connect to.
+    fn url(&self) -> String;
+    /// Text frames to send after connecting (subscriptions).
+    fn subscriptions(&self) -> Vec<String>;
+    /// Parses one text frame.
+    fn parse(&self, text: &str) -> Result<Frame, Malformed>;
+}
+
+/// Runs a websocket venue until `stop` or `--max-ticks`: connect, subscribe,
+/// read; reconnect with backoff on any failure or silence.
+pub async fn run_websocket(
+    venue: &dyn WsVenue,
+    sink: &dyn Sink,
+    limits: RunLimits,
+    stop: &Stop,
+) -> anyhow::Result<Summary> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let exchange = venue.exchange();
+    let mut ingest = Ingestor::new(exchange, true, sink, limits.clone());
+    let mut backoff = Backoff::new(limits.backoff_max);
+    let url = venue.url();
+    while !stop.is_set() && !ingest.done() {
+        let received = match connect_and_read(venue, &url, &mut ingest, &limits, stop).await {
+            Ok(received) => {
+                info!(exchange, url = %url, received, "connection ended");
+                received
+            }
+            Err(ConnError::Ws(e, received)) => {
+                warn!(exchange, url = %url, error = %e, received, "connection failed");
+                received
+            }
+            Err(ConnError::Kafka(e)) => return Err(e.into()),
+        };
+        if stop.is_set() || ingest.done() {
+            break;
+        }
+        if received > 0 {
+            backoff.reset();
+        }
+        ingest.reconnecting();
+        let delay = backoff.next_delay();
+        info!(
+            exchange,
+            delay_ms = delay.as_millis() as u64,
+            "reconnecting"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait() => {}
+        }
+    }
+    Ok(ingest.finish()?)
+}
+
+enum ConnError {
+    Ws(String, u64),
+    Kafka(kafka::Error),
+}
+
+/// One connection's life; returns how many frames it delivered.
+async fn connect_and_read(
+    venue: &dyn WsVenue,
+    url: &str,
+    ingest: &mut Ingestor<'_>,
+    limits: &RunLimits,
+    stop: &Stop,
+) -> Result<u64, ConnError> {
+    let ws_err = |e: &dyn std::fmt::Display, n| ConnError::Ws(e.to_string(), n);
+    let connect = tokio_tungstenite::connect_async(url);
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .map_err(|_| ws_err(&"connect timed out after 10 s", 0))?
+        .map_err(|e| ws_err(&e, 0))?;
+    info!(exchange = venue.exchange(), url, "connected");
+    for sub in venue.subscriptions() {
+        ws.send(Message::text(sub))
+            .await
+            .map_err(|e| ws_err(&e, 0))?;
+    }
+    let mut received = 0u64;
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(limits.stale_after, ws.next()) => next,
+            _ = stop.wait() => {
+                let _ = ws.close(None).await;
+                return Ok(received);
+            }
+        };
+        let msg = match next {
+            Err(_) => {
+                let silent = format!("no frame for {:?}", limits.stale_after);
+                return Err(ws_err(&silent, received));
+            }
+            Ok(None) => return Ok(received),
+            Ok(Some(Err(e))) => return Err(ws_err(&e, received)),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let text = match msg {
+            Message::Text(t) => t.to_string(),
+            Message::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
+            Message::Close(_) => return Ok(received),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        };
+        received += 1;
+        let parsed = venue.parse(&text);
+        ingest.frame(&text, parsed).map_err(ConnError::Kafka)?;
+        if ingest.done() {
+            let _ = ws.close(None).await;
+            return Ok(received);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracker_drops_duplicates_and_finds_gaps() {
+        let mut t = Tracker::default();
+        let new = |missing, out_of_order| Seen::New {
+            missing,
+            out_of_order,
+        };
+        assert_eq!(t.observe("A-B", 10, true), new(0, false));
+        assert_eq!(t.observe("A-B", 11, true), new(0, false));
+        assert_eq!(t.observe("A-B", 11, true), Seen::Duplicate);
+        assert_eq!(t.observe("A-B", 15, true), new(3, false));
+        assert_eq!(t.observe("A-B", 13, true), new(0, true));
+        assert_eq!(t.observe("A-B", 13, true), Seen::Duplicate);
+        assert_eq!(t.observe("C-D", 11, true), new(0, false));
+        // Not consecutive: jumps are normal.
+        assert_eq!(t.observe("E-F", 100, false), new(0, false));
+        assert_eq!(t.observe("E-F", 160, false), new(0, false));
+        assert_eq!(t.heartbeat("A-B", 15), 0);
+        assert_eq!(t.heartbeat("A-B", 18), 3);
+        assert_eq!(t.observe("A-B", 19, true), new(0, false));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(2));
+        let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
+        assert!(d[0] >= Duration::from_millis(125) && d[0] <= BACKOFF_BASE);
+        assert!(d[3] >= Duration::from_millis(1000));
+        assert!(d.iter().all(|x| *x <= Duration::from_secs(2)));
+        b.reset();
+        assert!(b.next_delay() <= BACKOFF_BASE);
+    }
+}
