@@ -41,6 +41,9 @@ pub const DEFAULT_API: &str = "https://api.coingecko.com/api/v3";
 
 const DAY_S: f64 = 86_400.0;
 
+/// A reference tick and the seconds since the symbol's previous one.
+type Reference = (Trade, u64);
+
 /// The CoinGecko poller.
 pub struct CoinGecko {
     /// API base URL (`…/api/v3`).
@@ -106,7 +109,7 @@ impl CoinGecko {
         price: Decimal,
         vol_24h: Option<f64>,
         span_s: f64,
-    ) -> Result<(Trade, u64), Malformed> {
+    ) -> Result<Reference, Malformed> {
         if price.is_zero() {
             return Err(Malformed::new("non_positive", "price is zero"));
         }
@@ -143,7 +146,7 @@ impl CoinGecko {
     pub fn parse_simple_price(
         &mut self,
         body: &str,
-    ) -> Result<Vec<Result<(Trade, u64), Malformed>>, Malformed> {
+    ) -> Result<Vec<Result<Reference, Malformed>>, Malformed> {
         let top = Fields::parse(body)?;
         let mut out = Vec::new();
         for coin in self.coins.clone() {

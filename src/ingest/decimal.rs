@@ -61,7 +61,7 @@ impl Decimal {
             mantissa,
             scale: scale as u32,
         };
-        while d.scale > 0 && d.mantissa % 10 == 0 {
+        while d.scale > 0 && d.mantissa.is_multiple_of(10) {
             d.mantissa /= 10;
             d.scale -= 1;
         }
