@@ -330,7 +330,10 @@ fn real_main() -> anyhow::Result<()> {
                 Stop::new(),
             )?;
         }
-        Command::Ingest(a) => cryptoflow::ingest::cli::run(a)?,
+        Command::Ingest(a) => {
+            let summary = cryptoflow::ingest::cli::run(a)?;
+            println!("{}", serde_json::to_string(&summary)?);
+        }
         Command::Simulate(a) => {
             let SimulateArgs {
                 brokers,

@@ -27,20 +27,20 @@ pub struct Binance {
 impl Binance {
     /// A venue for `symbols` in native (`BTCUSDT`) or canonical (`BTC-USDT`)
     /// form; fails naming a symbol that does not map.
-    pub fn new(ws_base: &str, symbols: &[String]) -> anyhow::Result<Self> {
+    pub fn new(ws_base: &str, symbols: &[String]) -> super::Result<Self> {
         let streams = symbols
             .iter()
             .map(|s| {
                 let native = binance_native(s);
                 binance_to_canonical(&native)
                     .map(|_| native)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "`{s}` is not a Binance spot symbol (e.g. BTCUSDT or BTC-USDT)"
-                        )
+                    .ok_or_else(|| super::Error::BadSymbol {
+                        venue: "Binance spot",
+                        symbol: s.clone(),
+                        hint: "e.g. BTCUSDT or BTC-USDT".into(),
                     })
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<super::Result<_>>()?;
         Ok(Binance {
             ws_base: ws_base.trim_end_matches('/').to_string(),
             streams,

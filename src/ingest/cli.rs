@@ -8,7 +8,7 @@ use super::binance::{self, Binance};
 use super::coinbase::{self, Coinbase};
 use super::coingecko::{self, CoinGecko};
 use super::kraken::{self, Kraken};
-use super::{run_websocket, KafkaSink, RunLimits, SinkOptions, Summary, WsVenue};
+use super::{run_websocket, Error, KafkaSink, Result, RunLimits, SinkOptions, Summary, WsVenue};
 use crate::pipeline::{shutdown_signal, Stop};
 
 /// `cryptoflow ingest`.
@@ -102,21 +102,31 @@ enum Venue {
     },
 }
 
-/// Runs a connector until Ctrl-C, SIGTERM or `--max-ticks`; prints the
-/// summary as JSON.
-pub fn run(args: IngestArgs) -> anyhow::Result<()> {
+/// Runs a connector until Ctrl-C, SIGTERM or `--max-ticks`; returns its
+/// counters.
+pub fn run(args: IngestArgs) -> Result<Summary> {
     let IngestArgs { venue, common } = args;
+    let Common {
+        brokers,
+        topic,
+        rejects_topic,
+        partitions,
+        max_ticks,
+        stale_after_s,
+        backoff_max_ms,
+        max_future_ms,
+    } = common;
     let limits = RunLimits {
-        max_ticks: common.max_ticks,
-        stale_after: Duration::from_secs(common.stale_after_s),
-        backoff_max: Duration::from_millis(common.backoff_max_ms),
-        max_future_ms: common.max_future_ms,
+        max_ticks,
+        stale_after: Duration::from_secs(stale_after_s),
+        backoff_max: Duration::from_millis(backoff_max_ms),
+        max_future_ms,
     };
     let sink_opts = SinkOptions {
-        brokers: common.brokers,
-        topic: common.topic,
-        rejects_topic: common.rejects_topic,
-        partitions: common.partitions,
+        brokers,
+        topic,
+        rejects_topic,
+        partitions,
     };
     // Build the venue first: bad symbols fail before any connection.
     enum Built {
@@ -136,10 +146,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             interval_s,
             backfill_days,
         } => {
-            anyhow::ensure!(
-                interval_s.is_finite() && interval_s >= 0.1,
-                "--interval-s must be at least 0.1"
-            );
+            if !(interval_s.is_finite() && interval_s >= 0.1) {
+                return Err(Error::BadOption("--interval-s must be at least 0.1".into()));
+            }
             let interval = Duration::from_secs_f64(interval_s);
             Built::Poll(CoinGecko::new(
                 &api_url,
@@ -151,7 +160,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
     };
     let rt = tokio::runtime::Runtime::new()?;
-    let summary: Summary = rt.block_on(async {
+    rt.block_on(async {
         let sink = KafkaSink::connect(&sink_opts).await?;
         let stop = Stop::new();
         let signal_stop = stop.clone();
@@ -163,7 +172,5 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             Built::Ws(v) => run_websocket(v.as_ref(), &sink, limits, &stop).await,
             Built::Poll(mut p) => p.run(&sink, limits, &stop).await,
         }
-    })?;
-    println!("{}", serde_json::to_string(&summary)?);
-    Ok(())
+    })
 }

@@ -31,12 +31,15 @@ pub struct Coinbase {
 
 impl Coinbase {
     /// A venue for `products` (canonical already, e.g. `BTC-USD`).
-    pub fn new(ws_url: &str, products: &[String]) -> anyhow::Result<Self> {
+    pub fn new(ws_url: &str, products: &[String]) -> super::Result<Self> {
         for p in products {
-            anyhow::ensure!(
-                dataflows::tick::is_canonical_symbol(p),
-                "`{p}` is not a Coinbase product id (e.g. BTC-USD)"
-            );
+            if !dataflows::tick::is_canonical_symbol(p) {
+                return Err(super::Error::BadSymbol {
+                    venue: "Coinbase",
+                    symbol: p.clone(),
+                    hint: "a product id, e.g. BTC-USD".into(),
+                });
+            }
         }
         Ok(Coinbase {
             ws_url: ws_url.to_string(),

@@ -32,7 +32,7 @@ use tracing::{info, warn};
 use super::decimal::Decimal;
 use super::fields::{Fields, Malformed};
 use super::symbols::coingecko_to_canonical;
-use super::{Backoff, Ingestor, RunLimits, Sink, Summary, Trade};
+use super::{Backoff, Error, Ingestor, RunLimits, Sink, Summary, Trade};
 use crate::kafka;
 use crate::pipeline::Stop;
 
@@ -56,6 +56,7 @@ pub struct CoinGecko {
     pub interval: Duration,
     /// Days of history to load first (0: none).
     pub backfill_days: u32,
+    // Looked up by symbol only; its order never reaches output.
     last: HashMap<String, (u64, Decimal)>,
 }
 
@@ -67,21 +68,31 @@ impl CoinGecko {
         vs: &[String],
         interval: Duration,
         backfill_days: u32,
-    ) -> anyhow::Result<Self> {
-        for c in coins {
-            anyhow::ensure!(
-                coingecko_to_canonical(c, "usd").is_some(),
-                "unknown CoinGecko coin id `{c}` (known: {})",
-                super::symbols::COINGECKO_IDS.map(|(id, _)| id).join(", ")
-            );
+    ) -> super::Result<Self> {
+        if let Some(c) = coins
+            .iter()
+            .find(|c| coingecko_to_canonical(c, "usd").is_none())
+        {
+            return Err(Error::BadSymbol {
+                venue: "CoinGecko",
+                symbol: c.clone(),
+                hint: format!(
+                    "known coin ids: {}",
+                    super::symbols::COINGECKO_IDS.map(|(id, _)| id).join(", ")
+                ),
+            });
         }
-        for v in vs {
-            anyhow::ensure!(
-                !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric()),
-                "bad vs currency `{v}`"
-            );
+        if let Some(v) = vs
+            .iter()
+            .find(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(Error::BadOption(format!("bad --vs currency `{v}`")));
         }
-        anyhow::ensure!(!interval.is_zero(), "the polling interval must be positive");
+        if interval.is_zero() {
+            return Err(Error::BadOption(
+                "the polling interval must be positive".into(),
+            ));
+        }
         Ok(CoinGecko {
             api: api.trim_end_matches('/').to_string(),
             coins: coins.to_vec(),
@@ -210,7 +221,7 @@ impl CoinGecko {
                 .collect()
         };
         let prices = points("prices")?;
-        let volumes: HashMap<u64, f64> = points("total_volumes")?
+        let volumes: std::collections::BTreeMap<u64, f64> = points("total_volumes")?
             .into_iter()
             .map(|(ms, v)| (ms, v.to_f64()))
             .collect();
@@ -237,7 +248,7 @@ impl CoinGecko {
         sink: &dyn Sink,
         limits: RunLimits,
         stop: &Stop,
-    ) -> anyhow::Result<Summary> {
+    ) -> super::Result<Summary> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
@@ -278,7 +289,7 @@ impl CoinGecko {
                 Err(e) => {
                     ingest.reconnecting();
                     let wait = e.retry_after.unwrap_or_else(|| backoff.next_delay());
-                    warn!(error = %e.message, wait_ms = wait.as_millis() as u64, "CoinGecko poll failed");
+                    warn!(error = %e.message, wait_ms = wait.as_millis() as u64, "coingecko poll failed");
                     wait
                 }
             };
@@ -312,7 +323,7 @@ impl CoinGecko {
                         Err(e) => {
                             ingest.reconnecting();
                             let wait = e.retry_after.unwrap_or_else(|| backoff.next_delay());
-                            warn!(error = %e.message, wait_ms = wait.as_millis() as u64, "CoinGecko backfill failed");
+                            warn!(error = %e.message, wait_ms = wait.as_millis() as u64, "coingecko backfill failed");
                             tokio::time::sleep(wait).await;
                         }
                     }
@@ -320,7 +331,7 @@ impl CoinGecko {
                 match self.parse_market_chart(&coin, &vs, &body) {
                     Ok(trades) => {
                         ingest.frame(&body, Ok(super::Frame::Control))?;
-                        info!(coin, vs, points = trades.len(), "CoinGecko backfill");
+                        info!(coin, vs, points = trades.len(), "coingecko backfill");
                         for t in &trades {
                             ingest.trade(&body, t)?;
                         }
@@ -333,6 +344,17 @@ impl CoinGecko {
     }
 }
 
+/// An error and its causes on one line (reqwest's own message omits them).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
 struct HttpFailure {
     message: String,
     retry_after: Option<Duration>,
@@ -343,11 +365,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<String, HttpFailure>
         message,
         retry_after: None,
     };
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fail(format!("{url}: {e}")))?;
+    let resp = client.get(url).send().await.map_err(|e| fail(chain(&e)))?;
     let status = resp.status();
     if status.as_u16() == 429 {
         let retry_after = resp
@@ -364,7 +382,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<String, HttpFailure>
     if !status.is_success() {
         return Err(fail(format!("{url}: HTTP {status}")));
     }
-    resp.text().await.map_err(|e| fail(format!("{url}: {e}")))
+    resp.text().await.map_err(|e| fail(chain(&e)))
 }
 
 #[cfg(test)]

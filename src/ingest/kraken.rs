@@ -27,16 +27,20 @@ pub struct Kraken {
 
 impl Kraken {
     /// A venue for `symbols` given as `BTC/USD` or `BTC-USD`.
-    pub fn new(ws_url: &str, symbols: &[String]) -> anyhow::Result<Self> {
+    pub fn new(ws_url: &str, symbols: &[String]) -> super::Result<Self> {
         let pairs = symbols
             .iter()
             .map(|s| {
                 let native = kraken_native(s);
-                kraken_to_canonical(&native)
-                    .map(|_| native)
-                    .ok_or_else(|| anyhow::anyhow!("`{s}` is not a Kraken pair (e.g. BTC/USD)"))
+                kraken_to_canonical(&native).map(|_| native).ok_or_else(|| {
+                    super::Error::BadSymbol {
+                        venue: "Kraken",
+                        symbol: s.clone(),
+                        hint: "e.g. BTC/USD or BTC-USD".into(),
+                    }
+                })
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<super::Result<_>>()?;
         Ok(Kraken {
             ws_url: ws_url.to_string(),
             pairs,

@@ -50,6 +50,36 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use crate::kafka::{self, TickProducer};
+
+/// Errors that stop a connector (bad input frames never do: they are rejects).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A symbol, product or coin the venue cannot take.
+    #[error("`{symbol}` is not a {venue} symbol ({hint})")]
+    BadSymbol {
+        /// Venue name.
+        venue: &'static str,
+        /// What was given.
+        symbol: String,
+        /// What a good one looks like.
+        hint: String,
+    },
+    /// A bad option value.
+    #[error("{0}")]
+    BadOption(String),
+    /// Producing to Kafka failed.
+    #[error(transparent)]
+    Kafka(#[from] kafka::Error),
+    /// The HTTP client could not be built.
+    #[error("http client")]
+    Http(#[from] reqwest::Error),
+    /// The async runtime could not start.
+    #[error("tokio runtime")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, Error>;
 use crate::pipeline::Stop;
 use decimal::Decimal;
 pub use fields::Malformed;
@@ -204,6 +234,7 @@ pub struct Summary {
 /// Duplicate and gap tracking of trade ids per symbol.
 #[derive(Default)]
 pub struct Tracker {
+    // Looked up by symbol only; its order never reaches output.
     series: HashMap<String, Series>,
 }
 
@@ -381,7 +412,11 @@ impl<'s> Ingestor<'s> {
     }
 
     /// Handles one frame: `raw` is the text as received (kept for rejects).
-    pub fn frame(&mut self, raw: &str, parsed: Result<Frame, Malformed>) -> kafka::Result<()> {
+    pub fn frame(
+        &mut self,
+        raw: &str,
+        parsed: std::result::Result<Frame, Malformed>,
+    ) -> kafka::Result<()> {
         self.summary.frames += 1;
         match parsed {
             Err(m) => self.reject(raw, &m),
@@ -519,7 +554,7 @@ pub trait WsVenue {
     /// Text frames to send after connecting (subscriptions).
     fn subscriptions(&self) -> Vec<String>;
     /// Parses one text frame.
-    fn parse(&self, text: &str) -> Result<Frame, Malformed>;
+    fn parse(&self, text: &str) -> std::result::Result<Frame, Malformed>;
 }
 
 /// Runs a websocket venue until `stop` or `--max-ticks`: connect, subscribe,
@@ -529,7 +564,7 @@ pub async fn run_websocket(
     sink: &dyn Sink,
     limits: RunLimits,
     stop: &Stop,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let exchange = venue.exchange();
     let mut ingest = Ingestor::new(exchange, true, sink, limits.clone());
@@ -580,7 +615,7 @@ async fn connect_and_read(
     ingest: &mut Ingestor<'_>,
     limits: &RunLimits,
     stop: &Stop,
-) -> Result<u64, ConnError> {
+) -> std::result::Result<u64, ConnError> {
     let ws_err = |e: &dyn std::fmt::Display, n| ConnError::Ws(e.to_string(), n);
     let connect = tokio_tungstenite::connect_async(url);
     let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
