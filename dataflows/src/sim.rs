@@ -1,17 +1,35 @@
-//! A seeded, deterministic market simulator producing ticks in event time.
+//! A seeded, deterministic market simulator producing ticks in event time,
+//! for any number of symbols.
 //!
-//! Per symbol: log price follows a random walk whose drift is itself an
-//! Ornstein–Uhlenbeck process (persistent drift = short-term momentum) in the
-//! `Momentum` regime, and is zero in the `RandomWalk` regime; `Switching`
-//! alternates between the two every few minutes of event time. Volatility
-//! is stochastic (mean-reverting log-vol), rare jumps occur, trade arrivals
-//! are Poisson, and the taker side leans with the drift so order flow carries
-//! information. The same seed and config always give the same ticks; the
-//! simulator never reads a clock (callers pace it against one if they want).
+//! Each symbol's log price moves by `σ(t)·(√ρ·dF + √(1−ρ)·dG)` plus a
+//! regime term. `F` (one market factor) and `G` (one per symbol) are
+//! independent jump-diffusions with unit diffusive variance per second and
+//! rare jumps (about one an hour, 20 seconds' worth of volatility), so the
+//! shocks of any two symbols have correlation `ρ` ([`SimConfig::correlation`]).
+//! `σ(t)` is a market-wide stochastic volatility (mean-reverting log-vol,
+//! ~10 minutes), scaled per symbol. Regimes, per symbol:
+//! - `Momentum`: a persistent drift (an Ornstein–Uhlenbeck process with a
+//!   one-minute memory), so past returns predict future returns;
+//! - `MeanReversion`: the price is pulled back towards a slowly moving anchor
+//!   (its 10-minute average) with a 15-second time constant, so returns over
+//!   seconds to a minute are negatively autocorrelated;
+//! - `RandomWalk`: nothing beats persistence;
+//! - `Switching`: each symbol rotates momentum → mean reversion → random
+//!   walk → momentum, spending an exponential time (mean 4 minutes) in each.
+//!
+//! Trade arrivals are Poisson per symbol at `trades_per_sec` times an
+//! intraday multiplier `1 + a·cos(2π(t − 14:00 UTC)/24 h)`
+//! ([`SimConfig::seasonality`] = `a`, busiest at 14:00 UTC, quietest at
+//! 02:00), realised by thinning a Poisson stream of rate `(1 + a)·rate`. The
+//! taker side leans with the drift, so order flow carries information.
+//!
+//! The same seed and config always give the same ticks: the simulator never
+//! reads a clock (callers pace it against one if they want), and parts that
+//! are switched off (ρ = 0, a = 0) draw no random numbers.
 
 use std::collections::BTreeMap;
 
-use crate::num::F64;
+use crate::num::{stable_hash, DAY_MS, F64};
 use crate::tick::{Position, Side, Tick};
 
 /// Which dynamics the simulated prices follow.
@@ -19,11 +37,18 @@ use crate::tick::{Position, Side, Tick};
 pub enum Regime {
     /// Persistent drift: past returns predict future returns.
     Momentum,
+    /// Pull towards a slowly moving anchor: returns reverse.
+    MeanReversion,
     /// Pure random walk: nothing beats persistence.
     RandomWalk,
-    /// Alternates between the two, per symbol, every few minutes.
+    /// Rotates among the three, per symbol, every few minutes.
     Switching,
 }
+
+/// Correlation the CLI and the demo use unless told otherwise.
+pub const MARKET_CORRELATION: f64 = 0.6;
+/// Intraday seasonality amplitude the CLI and the demo use unless told otherwise.
+pub const MARKET_SEASONALITY: f64 = 0.5;
 
 /// Simulator settings.
 #[derive(Clone, Debug)]
@@ -34,7 +59,7 @@ pub struct SimConfig {
     pub seed: u64,
     /// Event time of the first tick, epoch ms.
     pub start_ms: u64,
-    /// Mean trades per second per symbol.
+    /// Mean trades per second per symbol (averaged over a UTC day).
     pub trades_per_sec: f64,
     /// Volatility of log price per √second.
     pub vol_per_sqrt_sec: f64,
@@ -42,28 +67,98 @@ pub struct SimConfig {
     pub regime: Regime,
     /// Exchange name on the ticks.
     pub exchange: String,
+    /// Correlation of any two symbols' shocks, in [0, 1].
+    pub correlation: f64,
+    /// Amplitude of the intraday trade-rate cycle, in [0, 1).
+    pub seasonality: f64,
+}
+
+/// The well-known symbols and plausible starting prices.
+const KNOWN: [(&str, f64); 5] = [
+    ("BTC-USD", 64_000.0),
+    ("ETH-USD", 3_400.0),
+    ("SOL-USD", 150.0),
+    ("XRP-USD", 0.6),
+    ("DOGE-USD", 0.15),
+];
+
+/// A starting price for `symbol`: the known ones at plausible levels, any
+/// other at a level between 0.1 and 10,000 fixed by its name.
+pub fn starting_price(symbol: &str) -> f64 {
+    if let Some((_, p)) = KNOWN.iter().find(|(s, _)| *s == symbol) {
+        return *p;
+    }
+    let u = (stable_hash(symbol) >> 11) as f64 / (1u64 << 53) as f64;
+    let p = 10f64.powf(-1.0 + 5.0 * u);
+    // Four significant digits, like a price someone would quote.
+    let unit = 10f64.powf(p.log10().floor() - 3.0);
+    (p / unit).round() * unit
+}
+
+/// `n` symbol names: the five well-known ones first, then `SIM6-USD`, `SIM7-USD`, ….
+pub fn generated_symbols(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| match KNOWN.get(i) {
+            Some((s, _)) => s.to_string(),
+            None => format!("SIM{}-USD", i + 1),
+        })
+        .collect()
 }
 
 impl SimConfig {
-    /// Five well-known symbols at plausible prices, momentum-switching regime.
+    /// Five well-known symbols at plausible prices, switching regime,
+    /// independent shocks and a flat trade rate.
     pub fn default_market(seed: u64, start_ms: u64) -> Self {
         SimConfig {
-            symbols: vec![
-                ("BTC-USD".into(), 64_000.0),
-                ("ETH-USD".into(), 3_400.0),
-                ("SOL-USD".into(), 150.0),
-                ("XRP-USD".into(), 0.6),
-                ("DOGE-USD".into(), 0.15),
-            ],
+            symbols: KNOWN.iter().map(|(s, p)| (s.to_string(), *p)).collect(),
             seed,
             start_ms,
             trades_per_sec: 10.0,
             vol_per_sqrt_sec: 2e-4,
             regime: Regime::Switching,
             exchange: "sim".into(),
+            correlation: 0.0,
+            seasonality: 0.0,
         }
     }
+
+    /// Replaces the symbols, each at its [`starting_price`].
+    pub fn with_symbols<S: AsRef<str>>(mut self, symbols: &[S]) -> Self {
+        self.symbols = symbols
+            .iter()
+            .map(|s| (s.as_ref().to_string(), starting_price(s.as_ref())))
+            .collect();
+        self
+    }
+
+    /// Sets the correlation of the symbols' shocks (clamped to [0, 1]).
+    pub fn with_correlation(mut self, correlation: f64) -> Self {
+        self.correlation = correlation.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Sets the intraday seasonality amplitude (clamped to [0, 0.95]).
+    pub fn with_seasonality(mut self, amplitude: f64) -> Self {
+        self.seasonality = amplitude.clamp(0.0, 0.95);
+        self
+    }
+
+    /// Sets the regime.
+    pub fn with_regime(mut self, regime: Regime) -> Self {
+        self.regime = regime;
+        self
+    }
 }
+
+/// The trade-rate multiplier at `ts_ms`: `1 + a·cos(2π(t − 14:00 UTC)/24 h)`.
+/// Its average over a UTC day is 1.
+pub fn intraday_multiplier(ts_ms: u64, amplitude: f64) -> f64 {
+    let peak = ts_ms as f64 - PEAK_MS as f64;
+    1.0 + amplitude * (2.0 * std::f64::consts::PI * peak / DAY_MS as f64).cos()
+}
+
+/// Busiest time of the UTC day (14:00, when Europe and the US overlap).
+const PEAK_MS: u64 = 14 * 3_600_000;
 
 /// SplitMix64: tiny, fast, good enough for simulation, fully reproducible.
 #[derive(Clone, Debug)]
@@ -91,15 +186,58 @@ impl Rng {
         let (u1, u2) = (self.uniform(), self.uniform());
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
+    /// The increment over `dt_s` seconds of a jump-diffusion with unit
+    /// diffusive variance per second and [`JUMPS_PER_SEC`] jumps of standard
+    /// deviation [`JUMP_STD`] (at most one per increment).
+    fn shock(&mut self, dt_s: f64) -> f64 {
+        let diffusion = dt_s.sqrt() * self.normal();
+        if self.uniform() < JUMPS_PER_SEC * dt_s {
+            diffusion + JUMP_STD * self.normal()
+        } else {
+            diffusion
+        }
+    }
+}
+
+/// The dynamics a symbol is in right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Momentum,
+    MeanReversion,
+    RandomWalk,
+}
+
+impl Phase {
+    fn next(self) -> Phase {
+        match self {
+            Phase::Momentum => Phase::MeanReversion,
+            Phase::MeanReversion => Phase::RandomWalk,
+            Phase::RandomWalk => Phase::Momentum,
+        }
+    }
+
+    fn regime(self) -> Regime {
+        match self {
+            Phase::Momentum => Regime::Momentum,
+            Phase::MeanReversion => Regime::MeanReversion,
+            Phase::RandomWalk => Regime::RandomWalk,
+        }
+    }
 }
 
 struct SymbolSim {
     symbol: String,
     log_price: f64,
+    /// Drift per second: the momentum state, or the mean-reversion pull.
     drift: f64,
-    log_vol_dev: f64,
-    momentum: bool,
+    /// Where a mean-reverting price is pulled to (its slow moving average).
+    anchor: f64,
+    phase: Phase,
     next_switch_ms: u64,
+    /// Event time of the symbol's previous trade (or the start).
+    last_ms: u64,
+    /// The market factor's value at the previous trade.
+    factor_seen: f64,
     trade_seq: u64,
     offset: i64,
 }
@@ -108,16 +246,32 @@ struct SymbolSim {
 const DRIFT_TAU_S: f64 = 60.0;
 /// Stationary drift standard deviation, in units of per-second volatility.
 const DRIFT_STD: f64 = 0.6;
+/// Mean-reversion time constant of the price in that regime, seconds.
+const REVERSION_TAU_S: f64 = 15.0;
+/// Time constant of the anchor (the price's moving average), seconds.
+const ANCHOR_TAU_S: f64 = 600.0;
 /// Mean regime length, ms.
 const REGIME_MS: f64 = 240_000.0;
+/// Jump intensity of each shock process, per second (one an hour).
+const JUMPS_PER_SEC: f64 = 1.0 / 3_600.0;
+/// Jump size standard deviation, in seconds' worth of volatility.
+const JUMP_STD: f64 = 20.0;
+/// Mean reversion time of the market log-volatility, seconds.
+const VOL_TAU_S: f64 = 600.0;
+/// Volatility of the market log-volatility, per √second.
+const VOL_OF_VOL: f64 = 0.02;
 
 /// The simulator: an iterator of ticks in non-decreasing event time.
 pub struct Simulator {
     config: SimConfig,
     rng: Rng,
     syms: Vec<SymbolSim>,
-    /// Next arrival per symbol: (ts, symbol index).
+    /// Next candidate arrival per symbol: (ts, symbol index).
     queue: BTreeMap<(u64, usize), ()>,
+    /// The market factor `F` and log-volatility deviation, as of `market_ms`.
+    factor: f64,
+    log_vol_dev: f64,
+    market_ms: u64,
 }
 
 impl Simulator {
@@ -126,36 +280,48 @@ impl Simulator {
         let mut rng = Rng::new(config.seed);
         let mut syms = Vec::new();
         let mut queue = BTreeMap::new();
+        let rate = Self::candidate_rate(&config);
         for (i, (symbol, price)) in config.symbols.iter().enumerate() {
-            let momentum = match config.regime {
-                Regime::Momentum => true,
-                Regime::RandomWalk => false,
-                Regime::Switching => rng.uniform() < 0.5,
+            let phase = match config.regime {
+                Regime::Momentum => Phase::Momentum,
+                Regime::MeanReversion => Phase::MeanReversion,
+                Regime::RandomWalk => Phase::RandomWalk,
+                Regime::Switching => [Phase::Momentum, Phase::MeanReversion, Phase::RandomWalk]
+                    [((rng.uniform() * 3.0) as usize).min(2)],
             };
+            let log_price = price.max(1e-12).ln();
             syms.push(SymbolSim {
                 symbol: symbol.clone(),
-                log_price: price.max(1e-12).ln(),
+                log_price,
                 drift: 0.0,
-                log_vol_dev: 0.0,
-                momentum,
+                anchor: log_price,
+                phase,
                 next_switch_ms: config.start_ms + (rng.uniform() * 2.0 * REGIME_MS) as u64,
+                last_ms: config.start_ms,
+                factor_seen: 0.0,
                 trade_seq: 0,
                 offset: 0,
             });
             queue.insert(
-                (
-                    config.start_ms + (rng.uniform() * 1000.0 / config.trades_per_sec) as u64,
-                    i,
-                ),
+                (config.start_ms + (rng.uniform() * 1000.0 / rate) as u64, i),
                 (),
             );
         }
+        let market_ms = config.start_ms;
         Simulator {
             config,
             rng,
             syms,
             queue,
+            factor: 0.0,
+            log_vol_dev: 0.0,
+            market_ms,
         }
+    }
+
+    /// Candidate arrivals per second per symbol: the peak rate, thinned later.
+    fn candidate_rate(config: &SimConfig) -> f64 {
+        config.trades_per_sec.max(1e-3) * (1.0 + config.seasonality)
     }
 
     /// Changes the mean trade rate (per symbol per second) from the next
@@ -166,7 +332,30 @@ impl Simulator {
 
     /// Whether a symbol is currently in its momentum regime.
     pub fn is_momentum(&self, symbol: &str) -> bool {
-        self.syms.iter().any(|s| s.symbol == symbol && s.momentum)
+        self.regime(symbol) == Some(Regime::Momentum)
+    }
+
+    /// The regime a symbol is in right now (never `Switching`).
+    pub fn regime(&self, symbol: &str) -> Option<Regime> {
+        self.syms
+            .iter()
+            .find(|s| s.symbol == symbol)
+            .map(|s| s.phase.regime())
+    }
+
+    /// Brings the market factor and volatility forward to `ts`.
+    fn advance_market(&mut self, ts: u64) {
+        if ts <= self.market_ms {
+            return;
+        }
+        let dt_s = (ts - self.market_ms) as f64 / 1000.0;
+        self.market_ms = ts;
+        let decay = (-dt_s / VOL_TAU_S).exp();
+        let std = VOL_OF_VOL * (VOL_TAU_S / 2.0 * (1.0 - decay * decay)).sqrt();
+        self.log_vol_dev = self.log_vol_dev * decay + std * self.rng.normal();
+        if self.config.correlation > 0.0 {
+            self.factor += self.rng.shock(dt_s);
+        }
     }
 }
 
@@ -174,35 +363,58 @@ impl Iterator for Simulator {
     type Item = Tick;
 
     fn next(&mut self) -> Option<Tick> {
-        let ((ts, i), ()) = self.queue.pop_first()?;
-        let rate = self.config.trades_per_sec.max(1e-3);
-        let rng = &mut self.rng;
-        let dt_s = -rng.uniform().ln() / rate;
-        let next_ts = ts + ((dt_s * 1000.0).round() as u64).max(1);
-        self.queue.insert((next_ts, i), ());
+        // Thinning: candidates arrive at the peak rate and are kept with
+        // probability multiplier / peak multiplier.
+        let (ts, i) = loop {
+            let ((ts, i), ()) = self.queue.pop_first()?;
+            let rate = Self::candidate_rate(&self.config);
+            let gap_s = -self.rng.uniform().ln() / rate;
+            let next_ts = ts + ((gap_s * 1000.0).round() as u64).max(1);
+            self.queue.insert((next_ts, i), ());
+            let a = self.config.seasonality;
+            if a <= 0.0 || self.rng.uniform() * (1.0 + a) < intraday_multiplier(ts, a) {
+                break (ts, i);
+            }
+        };
+        self.advance_market(ts);
 
-        let sigma0 = self.config.vol_per_sqrt_sec;
+        let rho = self.config.correlation;
+        let sigma = self.config.vol_per_sqrt_sec * self.log_vol_dev.exp();
+        let (factor, rng) = (self.factor, &mut self.rng);
         let s = &mut self.syms[i];
+        let dt_s = (ts - s.last_ms).max(1) as f64 / 1000.0;
+        s.last_ms = ts;
         if self.config.regime == Regime::Switching && ts >= s.next_switch_ms {
-            s.momentum = !s.momentum;
+            s.phase = s.phase.next();
+            s.anchor = s.log_price;
             s.next_switch_ms = ts + (-rng.uniform().ln() * REGIME_MS) as u64 + 1;
         }
-        // Stochastic volatility: log-vol deviation mean-reverts over ~10 minutes.
-        s.log_vol_dev += -s.log_vol_dev * dt_s / 600.0 + 0.02 * dt_s.sqrt() * rng.normal();
-        let sigma = sigma0 * s.log_vol_dev.exp();
-        if s.momentum {
-            let decay = (-dt_s / DRIFT_TAU_S).exp();
-            let std = DRIFT_STD * sigma * (1.0 - decay * decay).sqrt();
-            s.drift = s.drift * decay + std * rng.normal();
-        } else {
-            s.drift = 0.0;
-        }
-        let jump = if rng.uniform() < 1e-4 {
-            20.0 * sigma * rng.normal()
+        let pull = match s.phase {
+            Phase::Momentum => {
+                let decay = (-dt_s / DRIFT_TAU_S).exp();
+                let std = DRIFT_STD * sigma * (1.0 - decay * decay).sqrt();
+                s.drift = s.drift * decay + std * rng.normal();
+                s.drift * dt_s
+            }
+            Phase::MeanReversion => {
+                let deviation = s.log_price - s.anchor;
+                s.drift = -deviation / REVERSION_TAU_S;
+                -deviation * (1.0 - (-dt_s / REVERSION_TAU_S).exp())
+            }
+            Phase::RandomWalk => {
+                s.drift = 0.0;
+                0.0
+            }
+        };
+        let common = if rho > 0.0 {
+            rho.sqrt() * (factor - s.factor_seen)
         } else {
             0.0
         };
-        s.log_price += s.drift * dt_s + sigma * dt_s.sqrt() * rng.normal() + jump;
+        s.factor_seen = factor;
+        let own = (1.0 - rho).sqrt() * rng.shock(dt_s);
+        s.log_price += pull + sigma * (common + own);
+        s.anchor += (s.log_price - s.anchor) * (1.0 - (-dt_s / ANCHOR_TAU_S).exp());
         let lean = if sigma > 0.0 {
             (s.drift / sigma).tanh() * 0.3
         } else {
@@ -236,45 +448,180 @@ impl Iterator for Simulator {
 mod tests {
     use super::*;
 
+    const START: u64 = 1_700_000_000_000;
+
+    /// Log returns of the last price in consecutive `bar_ms` buckets, per symbol.
+    fn bar_returns(ticks: &[Tick], bar_ms: u64) -> BTreeMap<String, BTreeMap<u64, f64>> {
+        let mut closes: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+        for t in ticks {
+            closes
+                .entry(t.symbol.clone())
+                .or_default()
+                .insert(t.ts_ms / bar_ms, t.price.0.ln());
+        }
+        closes
+            .into_iter()
+            .map(|(s, c)| {
+                let r = c
+                    .iter()
+                    .zip(c.iter().skip(1))
+                    .filter(|((b0, _), (b1, _))| *b1 - *b0 == 1)
+                    .map(|((_, p0), (b1, p1))| (*b1, p1 - p0))
+                    .collect();
+                (s, r)
+            })
+            .collect()
+    }
+
+    fn correlation(x: &[f64], y: &[f64]) -> f64 {
+        let n = x.len() as f64;
+        let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+        let cov: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+        let vx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+        let vy: f64 = y.iter().map(|b| (b - my) * (b - my)).sum();
+        cov / (vx * vy).sqrt()
+    }
+
+    fn lag1_autocorrelation(regime: Regime) -> f64 {
+        let mut cfg = SimConfig::default_market(3, START).with_regime(regime);
+        cfg.symbols.truncate(1);
+        let ticks: Vec<Tick> = Simulator::new(cfg).take(200_000).collect();
+        let r: Vec<f64> = bar_returns(&ticks, 5_000)["BTC-USD"]
+            .values()
+            .copied()
+            .collect();
+        correlation(&r[..r.len() - 1], &r[1..])
+    }
+
     #[test]
     fn deterministic_and_ordered() {
-        let a: Vec<Tick> = Simulator::new(SimConfig::default_market(7, 1_700_000_000_000))
-            .take(5_000)
-            .collect();
-        let b: Vec<Tick> = Simulator::new(SimConfig::default_market(7, 1_700_000_000_000))
-            .take(5_000)
-            .collect();
+        let rich = |seed| {
+            SimConfig::default_market(seed, START)
+                .with_symbols(&generated_symbols(12))
+                .with_correlation(0.5)
+                .with_seasonality(0.5)
+        };
+        let a: Vec<Tick> = Simulator::new(rich(7)).take(20_000).collect();
+        let b: Vec<Tick> = Simulator::new(rich(7)).take(20_000).collect();
         assert_eq!(a, b);
         assert!(a.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms));
         assert!(a
             .iter()
             .all(|t| t.price.0.is_finite() && t.price.0 > 0.0 && t.size.0 > 0.0));
-        let c: Vec<Tick> = Simulator::new(SimConfig::default_market(8, 1_700_000_000_000))
-            .take(10)
-            .collect();
+        let symbols: std::collections::BTreeSet<&str> =
+            a.iter().map(|t| t.symbol.as_str()).collect();
+        assert_eq!(symbols.len(), 12);
+        assert!(symbols.iter().all(|s| crate::tick::is_canonical_symbol(s)));
+        let c: Vec<Tick> = Simulator::new(rich(8)).take(10).collect();
         assert_ne!(a[..10], c[..]);
     }
 
     #[test]
-    fn momentum_regime_has_positive_autocorrelation() {
-        let mut cfg = SimConfig::default_market(3, 1_700_000_000_000);
-        cfg.symbols.truncate(1);
-        let mut autocorr = |regime| {
-            cfg.regime = regime;
-            let mut closes = BTreeMap::new();
-            for t in Simulator::new(cfg.clone()).take(200_000) {
-                closes.insert(t.ts_ms / 5_000, t.price.0.ln());
-            }
-            let lp: Vec<f64> = closes.values().copied().collect();
-            let r: Vec<f64> = lp.windows(2).map(|w| w[1] - w[0]).collect();
-            let m = r.iter().sum::<f64>() / r.len() as f64;
-            let v: f64 = r.iter().map(|x| (x - m) * (x - m)).sum();
-            let c: f64 = r.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum();
-            c / v
-        };
-        let mom = autocorr(Regime::Momentum);
-        let rw = autocorr(Regime::RandomWalk);
+    fn symbol_names_and_prices() {
+        assert_eq!(
+            generated_symbols(7),
+            ["BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "DOGE-USD", "SIM6-USD", "SIM7-USD"]
+        );
+        assert_eq!(starting_price("ETH-USD"), 3_400.0);
+        let p = starting_price("SIM42-USD");
+        assert!((0.1..=10_000.0).contains(&p), "{p}");
+        assert_eq!(p, starting_price("SIM42-USD"));
+        assert_ne!(p, starting_price("SIM43-USD"));
+    }
+
+    #[test]
+    fn momentum_and_mean_reversion_show_in_the_autocorrelation() {
+        let mom = lag1_autocorrelation(Regime::Momentum);
+        let rev = lag1_autocorrelation(Regime::MeanReversion);
+        let rw = lag1_autocorrelation(Regime::RandomWalk);
         assert!(mom > 0.1, "momentum autocorrelation {mom}");
+        // 15 s reversion seen on 5 s bars: −(1 − e^(−1/3))/2 ≈ −0.14 for a pure OU.
+        assert!(rev < -0.08, "mean-reversion autocorrelation {rev}");
         assert!(rw.abs() < 0.1, "random walk autocorrelation {rw}");
+    }
+
+    #[test]
+    fn switching_rotates_through_every_regime() {
+        let mut cfg = SimConfig::default_market(11, START);
+        cfg.symbols.truncate(1);
+        let mut sim = Simulator::new(cfg);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..100_000 {
+            sim.next();
+            seen.insert(format!("{:?}", sim.regime("BTC-USD").unwrap()));
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
+    /// Kendall's tau turned into a correlation (`sin(πτ/2)`, exact for any
+    /// elliptical distribution), so the rare jumps do not swamp the estimate.
+    fn rank_correlation(x: &[f64], y: &[f64]) -> f64 {
+        let mut concordant = 0i64;
+        let mut pairs = 0i64;
+        for i in 0..x.len() {
+            for j in i + 1..x.len() {
+                let s = ((x[i] - x[j]) * (y[i] - y[j])).signum();
+                concordant += s as i64;
+                pairs += 1;
+            }
+        }
+        let tau = concordant as f64 / pairs as f64;
+        (std::f64::consts::FRAC_PI_2 * tau).sin()
+    }
+
+    #[test]
+    fn returns_are_correlated_as_configured() {
+        for rho in [0.0, 0.3, 0.8] {
+            let cfg = SimConfig::default_market(5, START)
+                .with_symbols(&["BTC-USD", "ETH-USD", "SOL-USD"])
+                .with_regime(Regime::RandomWalk)
+                .with_correlation(rho);
+            // About 2,000 half-minute bars per symbol.
+            let ticks: Vec<Tick> = Simulator::new(cfg).take(1_800_000).collect();
+            let r = bar_returns(&ticks, 30_000);
+            for (a, b) in [("BTC-USD", "ETH-USD"), ("ETH-USD", "SOL-USD")] {
+                let (x, y): (Vec<f64>, Vec<f64>) = r[a]
+                    .iter()
+                    .filter_map(|(bar, ra)| Some((*ra, *r[b].get(bar)?)))
+                    .unzip();
+                assert!(x.len() > 1_900, "{}", x.len());
+                let c = rank_correlation(&x, &y);
+                assert!(
+                    (c - rho).abs() < 0.07,
+                    "{a}/{b}: correlation {c}, configured {rho}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn trade_rate_follows_the_time_of_day() {
+        let day0 = START / DAY_MS * DAY_MS + DAY_MS;
+        let mut cfg = SimConfig::default_market(9, day0).with_seasonality(0.5);
+        cfg.symbols.truncate(2);
+        cfg.trades_per_sec = 2.0;
+        let mut per_hour = [0u64; 24];
+        for t in Simulator::new(cfg).take_while(|t| t.ts_ms < day0 + 3 * DAY_MS) {
+            per_hour[((t.ts_ms % DAY_MS) / 3_600_000) as usize] += 1;
+        }
+        for (h, n) in per_hour.iter().enumerate() {
+            // Expected: 2 symbols × 2/s × 3 days × ∫ over the hour of the multiplier.
+            let steps = 60;
+            let mean: f64 = (0..steps)
+                .map(|k| {
+                    let ts = h as u64 * 3_600_000 + (k * 60_000 + 30_000);
+                    intraday_multiplier(ts, 0.5)
+                })
+                .sum::<f64>()
+                / steps as f64;
+            let expected = 2.0 * 2.0 * 3.0 * 3_600.0 * mean;
+            let rel = (*n as f64 - expected) / expected;
+            assert!(
+                rel.abs() < 0.05,
+                "hour {h}: {n} trades, expected {expected:.0}"
+            );
+        }
+        let ratio = per_hour[14] as f64 / per_hour[2] as f64;
+        assert!((2.6..3.4).contains(&ratio), "peak/trough {ratio}");
     }
 }
