@@ -1,6 +1,6 @@
 //! cryptoflow's I/O and wiring around the `dataflows` crate: Kafka source and
 //! producer, the broker launcher, the Delta warehouse, the HTTP server, the
-//! simulated feed, and the `run` / `demo` entry points used by the binary,
+//! simulated feed, history replay, and the `run` / `demo` entry points used by the binary,
 //! the integration tests and the benchmarks.
 
 pub mod broker;
@@ -10,6 +10,8 @@ pub mod files;
 pub mod http;
 pub mod kafka;
 pub mod pipeline;
+pub mod replay;
 pub mod state;
+pub mod symbols;
 pub mod tables;
 pub mod warehouse;
