@@ -2,7 +2,7 @@
 # Installs everything cryptoflow's demo and tests need that cargo does not
 # build as part of the workspace: the `tansu` Kafka-protocol broker (from
 # crates.io) and a Python venv with the independent readers used by tests
-# (deltalake, pyarrow, kafka-python). Idempotent: re-running is cheap.
+# (deltalake, pyarrow, kafka-python with lz4). Idempotent: re-running is cheap.
 set -euo pipefail
 
 TANSU_VERSION=0.6.0
@@ -19,9 +19,9 @@ if [ "${1:-}" = "--with-python" ]; then  # test-only readers
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
-  if ! "$VENV/bin/python" -c "import deltalake, pyarrow, kafka, yaml" >/dev/null 2>&1; then
+  if ! "$VENV/bin/python" -c "import deltalake, pyarrow, kafka, lz4, yaml" >/dev/null 2>&1; then
     echo "setup: installing python test readers into $VENV" >&2
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "deltalake>=1.0" pyarrow kafka-python pyyaml
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "deltalake>=1.0" pyarrow kafka-python lz4 pyyaml
   fi
 fi
 

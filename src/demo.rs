@@ -86,15 +86,15 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
         .clone()
         .unwrap_or_else(|| broker.as_ref().expect("started").bootstrap());
     info!(brokers = %brokers, "kafka broker ready");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(kafka::ensure_topic(&brokers, "ticks", 8))?;
+    kafka::prepare_topic(&brokers, "ticks", 8)?;
 
     let feed_opts = FeedOptions {
         brokers: brokers.clone(),
         topic: "ticks".into(),
         seed: opts.seed,
+        symbols: Vec::new(),
+        correlation: dataflows::sim::MARKET_CORRELATION,
+        seasonality: dataflows::sim::MARKET_SEASONALITY,
         trades_per_sec: 10.0,
         max_ticks: None,
         max_speed: false,
@@ -105,6 +105,7 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
             0
         },
         history_trades_per_sec: HISTORY_TRADES_PER_SEC,
+        producer: kafka::ProducerOptions::default(),
     };
     let feed_stop = stop.clone();
     let feed = std::thread::spawn(move || {

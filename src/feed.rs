@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use dataflows::sim::{SimConfig, Simulator};
 use tracing::info;
 
-use crate::kafka::{self, TickProducer};
+use crate::kafka::{self, ProducerOptions, TickProducer};
 use crate::pipeline::Stop;
 
 /// Feed settings.
@@ -20,6 +20,12 @@ pub struct FeedOptions {
     pub topic: String,
     /// Simulator seed.
     pub seed: u64,
+    /// Symbols (empty: the simulator's five default ones).
+    pub symbols: Vec<String>,
+    /// Correlation of the symbols' shocks.
+    pub correlation: f64,
+    /// Amplitude of the intraday trade-rate cycle.
+    pub seasonality: f64,
     /// Mean trades per second per symbol.
     pub trades_per_sec: f64,
     /// Stop after this many ticks (None: until stopped).
@@ -34,6 +40,22 @@ pub struct FeedOptions {
     pub history_ms: u64,
     /// Trade rate during the history.
     pub history_trades_per_sec: f64,
+    /// Producer settings.
+    pub producer: ProducerOptions,
+}
+
+impl FeedOptions {
+    /// The simulator these options describe, starting at `start_ms`.
+    pub fn sim_config(&self, start_ms: u64) -> SimConfig {
+        let cfg = SimConfig::default_market(self.seed, start_ms)
+            .with_correlation(self.correlation)
+            .with_seasonality(self.seasonality);
+        if self.symbols.is_empty() {
+            cfg
+        } else {
+            cfg.with_symbols(&self.symbols)
+        }
+    }
 }
 
 /// What a feed run produced.
@@ -58,10 +80,10 @@ fn now_ms() -> u64 {
 
 /// Runs the feed until `max_ticks` or `stop`; flushes before returning.
 pub fn run_sim_feed(opts: &FeedOptions, stop: &Stop) -> kafka::Result<FeedSummary> {
-    let producer = TickProducer::new(&opts.brokers, &opts.topic)?;
+    let producer = TickProducer::with_options(&opts.brokers, &opts.topic, opts.producer)?;
     let live_start = opts.start_ms.unwrap_or_else(now_ms);
     let start = live_start.saturating_sub(opts.history_ms);
-    let mut cfg = SimConfig::default_market(opts.seed, start);
+    let mut cfg = opts.sim_config(start);
     let in_history = opts.history_ms > 0;
     cfg.trades_per_sec = if in_history {
         opts.history_trades_per_sec

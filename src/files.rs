@@ -4,6 +4,7 @@
 //! number (line i → partition i mod partitions, offset = line number), and
 //! each worker keeps the lines of the partitions it owns. An unreadable file
 //! is an error up front; a bad line is a reject downstream, like any record.
+//! The file helpers here are shared with `cryptoflow replay`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -22,13 +23,34 @@ pub struct JsonlReader {
     done: bool,
 }
 
+/// Opens `path` for buffered reading with a large buffer.
+pub fn open_buffered(path: &Path) -> std::io::Result<BufReader<File>> {
+    Ok(BufReader::with_capacity(1 << 20, File::open(path)?))
+}
+
+/// Lines in `path` (a last line without a newline counts): a quick pass for
+/// progress totals, reading raw bytes.
+pub fn count_lines(path: &Path) -> std::io::Result<u64> {
+    let mut reader = open_buffered(path)?;
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let buf = reader.fill_buf()?;
+        let Some(&end) = buf.last() else { break };
+        lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        last = end;
+        let n = buf.len();
+        reader.consume(n);
+    }
+    Ok(lines + u64::from(last != b'\n'))
+}
+
 impl JsonlReader {
     /// Opens `path` for worker `index` of `peers`.
     pub fn open(path: &Path, partitions: i32, index: usize, peers: usize) -> std::io::Result<Self> {
-        let file = File::open(path)
+        let reader = open_buffered(path)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(JsonlReader {
-            lines: BufReader::with_capacity(1 << 20, file).split(b'\n'),
+            lines: reader.split(b'\n'),
             partitions: partitions.max(1),
             index,
             peers,

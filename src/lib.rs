@@ -1,9 +1,10 @@
 //! cryptoflow's I/O and wiring around the `dataflows` crate: Kafka source and
 //! producer, the broker launcher, the Delta warehouse, the HTTP server, the
-//! simulated feed, and the `run` / `demo` entry points used by the binary,
+//! simulated feed, history replay, and the `run` / `demo` entry points used by the binary,
 //! the integration tests and the benchmarks.
 
 pub mod broker;
+pub mod decimal;
 pub mod demo;
 pub mod feed;
 pub mod files;
@@ -11,6 +12,8 @@ pub mod http;
 pub mod ingest;
 pub mod kafka;
 pub mod pipeline;
+pub mod replay;
 pub mod state;
+pub mod symbols;
 pub mod tables;
 pub mod warehouse;

@@ -37,6 +37,23 @@ fn bad_flags_get_usage() {
         vec!["run", "--brokers", "x:1", "--http", "not-an-address"],
         vec!["run"],
         vec!["launch-rockets"],
+        vec!["simulate", "--brokers", "x:1", "--correlation", "1.5"],
+        vec!["simulate", "--brokers", "x:1", "--symbols", "btc-usd"],
+        vec!["simulate", "--brokers", "x:1", "--rate", "-3"],
+        vec!["simulate", "--brokers", "x:1", "--symbol-count", "0"],
+        vec!["replay", "--brokers", "x:1"],
+        vec!["replay", "--brokers", "x:1", "--speed", "0", "f.csv"],
+        vec![
+            "replay",
+            "--brokers",
+            "x:1",
+            "--speed",
+            "2",
+            "--max-speed",
+            "f.csv",
+        ],
+        vec!["replay", "--brokers", "x:1", "--interval", "1mo", "f.csv"],
+        vec!["replay", "--brokers", "x:1", "--format", "parquet", "f.csv"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

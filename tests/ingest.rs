@@ -154,21 +154,23 @@ fn ingest(args: &[&str], max_ticks: u64) -> Outcome {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ingest {args:?} failed:\n{stderr}");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let read = |t: &str| -> Vec<Value> {
-        let records: Vec<Value> =
-            serde_json::from_str(&common::run_python("read_topic.py", &[&brokers, t])).unwrap();
-        records
-            .into_iter()
-            .map(|r| {
+    // Read as many records as the summary says were sent (and a second
+    // more, so extras would show).
+    let read = |t: &str, expected: &Value| -> Vec<Value> {
+        let expected = expected.as_u64().unwrap().to_string();
+        common::run_python("read_topic.py", &[&brokers, t, &expected])
+            .lines()
+            .map(|line| {
+                let r: Value = serde_json::from_str(line).unwrap();
                 let mut v: Value = serde_json::from_str(r["value"].as_str().unwrap()).unwrap();
                 v["_key"] = r["key"].clone();
                 v
             })
             .collect()
     };
-    let mut ticks = read(&topic);
+    let mut ticks = read(&topic, &summary["ticks"]);
     ticks.sort_by_key(|t| (t["symbol"].to_string(), t["ts"].as_u64()));
-    let rejects = read(&rejects_topic);
+    let rejects = read(&rejects_topic, &summary["rejected"]);
     // Every tick is keyed by its symbol and passes the pipeline's validation.
     for t in &ticks {
         assert_eq!(t["_key"], t["symbol"], "{t}");

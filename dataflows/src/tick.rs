@@ -94,6 +94,28 @@ pub struct WireTick<'a> {
     pub trade_id: Option<&'a str>,
 }
 
+/// The wire shape with `price` and `size` as decimal strings, for producers
+/// that hold the exact text (replayed files, exchange feeds), so no value
+/// goes through a lossy float round trip on its way to the topic.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecimalWireTick<'a> {
+    /// Canonical symbol.
+    pub symbol: &'a str,
+    /// Exchange name.
+    pub exchange: &'a str,
+    /// Event time, epoch ms.
+    pub ts: u64,
+    /// Price, a decimal string.
+    pub price: &'a str,
+    /// Size, a decimal string.
+    pub size: &'a str,
+    /// `buy` or `sell`.
+    pub side: Side,
+    /// Optional trade id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trade_id: Option<&'a str>,
+}
+
 impl Tick {
     /// Serialises the tick in the wire format (without its source position).
     pub fn to_json(&self) -> String {

@@ -10,8 +10,8 @@
 use dataflows::tick::Side;
 
 use super::fields::{Fields, Malformed};
-use super::symbols::{binance_native, binance_to_canonical};
 use super::{Frame, Trade, WsVenue};
+use crate::symbols::{binance_stream, canonical};
 
 /// Default public endpoint.
 pub const DEFAULT_WS: &str = "wss://stream.binance.com:9443";
@@ -31,8 +31,8 @@ impl Binance {
         let streams = symbols
             .iter()
             .map(|s| {
-                let native = binance_native(s);
-                binance_to_canonical(&native)
+                let native = binance_stream(s);
+                canonical(&native)
                     .map(|_| native)
                     .ok_or_else(|| super::Error::BadSymbol {
                         venue: "Binance spot",
@@ -87,7 +87,7 @@ impl WsVenue for Binance {
 
 fn parse_trade(f: &Fields<'_>) -> Result<Trade, Malformed> {
     let native = f.str("s")?;
-    let symbol = binance_to_canonical(&native)
+    let symbol = canonical(&native)
         .ok_or_else(|| Malformed::new("bad_symbol", format!("unknown symbol `{native}`")))?;
     Ok(Trade {
         symbol,
@@ -113,8 +113,8 @@ mod tests {
         let want = Trade {
             symbol: "BNB-BTC".into(),
             ts_ms: 1_672_515_782_136,
-            price: super::super::decimal::Decimal::parse("0.001").unwrap(),
-            size: super::super::decimal::Decimal::parse("100").unwrap(),
+            price: crate::decimal::Decimal::parse("0.001").unwrap(),
+            size: crate::decimal::Decimal::parse("100").unwrap(),
             side: Side::Sell,
             trade_id: 12345,
         };

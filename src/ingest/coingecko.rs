@@ -20,7 +20,7 @@
 //! `--backfill-days N` first loads `/coins/{id}/market_chart` for each coin
 //! (5-minute points for 1 day, hourly up to 90 days) as the same kind of
 //! reference ticks. Coin ids map to tickers through
-//! [`super::symbols::COINGECKO_IDS`].
+//! [`crate::symbols::COINGECKO_IDS`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,12 +29,12 @@ use dataflows::tick::Side;
 use serde_json::value::RawValue;
 use tracing::{info, warn};
 
-use super::decimal::Decimal;
 use super::fields::{Fields, Malformed};
-use super::symbols::coingecko_to_canonical;
 use super::{Backoff, Error, Ingestor, RunLimits, Sink, Summary, Trade};
+use crate::decimal::Decimal;
 use crate::kafka;
 use crate::pipeline::Stop;
+use crate::symbols::coingecko_canonical;
 
 /// Default public API base.
 pub const DEFAULT_API: &str = "https://api.coingecko.com/api/v3";
@@ -71,14 +71,14 @@ impl CoinGecko {
     ) -> super::Result<Self> {
         if let Some(c) = coins
             .iter()
-            .find(|c| coingecko_to_canonical(c, "usd").is_none())
+            .find(|c| coingecko_canonical(c, "usd").is_none())
         {
             return Err(Error::BadSymbol {
                 venue: "CoinGecko",
                 symbol: c.clone(),
                 hint: format!(
                     "known coin ids: {}",
-                    super::symbols::COINGECKO_IDS.map(|(id, _)| id).join(", ")
+                    crate::symbols::COINGECKO_IDS.map(|(id, _)| id).join(", ")
                 ),
             });
         }
@@ -171,7 +171,7 @@ impl CoinGecko {
             let entry = Fields::parse(raw.get());
             for vs in self.vs.clone() {
                 let one = entry.as_ref().map_err(Clone::clone).and_then(|f| {
-                    let symbol = coingecko_to_canonical(&coin, &vs)
+                    let symbol = coingecko_canonical(&coin, &vs)
                         .ok_or_else(|| Malformed::new("bad_symbol", coin.clone()))?;
                     let price = f.decimal(&vs)?;
                     let vol = f
@@ -195,7 +195,7 @@ impl CoinGecko {
         body: &str,
     ) -> Result<Vec<Trade>, Malformed> {
         let f = Fields::parse(body)?;
-        let symbol = coingecko_to_canonical(coin, vs)
+        let symbol = coingecko_canonical(coin, vs)
             .ok_or_else(|| Malformed::new("bad_symbol", coin.to_string()))?;
         let points = |name| -> Result<Vec<(u64, Decimal)>, Malformed> {
             f.array(name)?

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
-use super::decimal::Decimal;
+use crate::decimal::Decimal;
 
 /// Why a frame could not be used. `reason` is a stable snake_case code.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,8 +11,8 @@
 use dataflows::tick::Side;
 
 use super::fields::{rfc3339_ms, Fields, Malformed};
-use super::symbols::{kraken_native, kraken_to_canonical};
 use super::{Frame, Trade, WsVenue};
+use crate::symbols::{kraken_canonical, kraken_pair};
 
 /// Default public endpoint.
 pub const DEFAULT_WS: &str = "wss://ws.kraken.com/v2";
@@ -31,14 +31,14 @@ impl Kraken {
         let pairs = symbols
             .iter()
             .map(|s| {
-                let native = kraken_native(s);
-                kraken_to_canonical(&native).map(|_| native).ok_or_else(|| {
-                    super::Error::BadSymbol {
+                let native = kraken_pair(s);
+                kraken_canonical(&native)
+                    .map(|_| native)
+                    .ok_or_else(|| super::Error::BadSymbol {
                         venue: "Kraken",
                         symbol: s.clone(),
                         hint: "e.g. BTC/USD or BTC-USD".into(),
-                    }
-                })
+                    })
             })
             .collect::<super::Result<_>>()?;
         Ok(Kraken {
@@ -111,7 +111,7 @@ impl WsVenue for Kraken {
 
 fn symbol(f: &Fields<'_>) -> Result<String, Malformed> {
     let native = f.str("symbol")?;
-    kraken_to_canonical(&native)
+    kraken_canonical(&native)
         .ok_or_else(|| Malformed::new("bad_symbol", format!("unknown pair `{native}`")))
 }
 

@@ -6,8 +6,8 @@
 //! for every venue:
 //!
 //! - **Exact numbers, one symbol form.** Prices and sizes are parsed as exact
-//!   decimals ([`decimal`]) and travel as decimal strings; symbols are mapped
-//!   to canonical `BASE-QUOTE` ([`symbols`]).
+//!   decimals ([`crate::decimal`]) and travel as decimal strings; symbols are mapped
+//!   to canonical `BASE-QUOTE` ([`crate::symbols`]).
 //! - **Validation by the dataflow's own decoder.** Each normalised trade is
 //!   serialised in the tick wire format and checked with
 //!   [`dataflows::tick::decode`], so nothing the pipeline would reject is sent
@@ -34,16 +34,14 @@ pub mod binance;
 pub mod cli;
 pub mod coinbase;
 pub mod coingecko;
-pub mod decimal;
 pub mod fields;
 pub mod kraken;
-pub mod symbols;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dataflows::sim::Rng;
-use dataflows::tick::{decode, Position, Side, ValidationLimits};
+use dataflows::tick::{decode, DecimalWireTick, Position, Side, ValidationLimits};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -80,8 +78,8 @@ pub enum Error {
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
+use crate::decimal::Decimal;
 use crate::pipeline::Stop;
-use decimal::Decimal;
 pub use fields::Malformed;
 
 /// Trade ids remembered per symbol for duplicate detection.
@@ -157,21 +155,8 @@ impl Sink for KafkaSink {
         self.rejects.send(exchange, payload)
     }
     fn flush(&self) -> kafka::Result<()> {
-        self.ticks.flush(Duration::from_secs(30))?;
-        self.rejects.flush(Duration::from_secs(30))?;
-        let failed = self
-            .ticks
-            .stats()
-            .failed
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + self
-                .rejects
-                .stats()
-                .failed
-                .load(std::sync::atomic::Ordering::Relaxed);
-        if failed > 0 {
-            return Err(kafka::Error::Delivery(failed));
-        }
+        self.ticks.finish(Duration::from_secs(30))?;
+        self.rejects.finish(Duration::from_secs(30))?;
         Ok(())
     }
 }
@@ -343,17 +328,6 @@ pub fn now_ms() -> u64 {
 }
 
 #[derive(Serialize)]
-struct WireTrade<'a> {
-    symbol: &'a str,
-    exchange: &'a str,
-    ts: u64,
-    price: String,
-    size: String,
-    side: Side,
-    trade_id: String,
-}
-
-#[derive(Serialize)]
 struct RejectRecord<'a> {
     exchange: &'a str,
     received_ms: u64,
@@ -492,14 +466,14 @@ impl<'s> Ingestor<'s> {
                 }
             }
         }
-        let json = serde_json::to_vec(&WireTrade {
+        let json = serde_json::to_vec(&DecimalWireTick {
             symbol: &t.symbol,
             exchange: self.exchange,
             ts: t.ts_ms,
-            price: t.price.to_string(),
-            size: t.size.to_string(),
+            price: &t.price.to_string(),
+            size: &t.size.to_string(),
             side: t.side,
-            trade_id: t.trade_id.to_string(),
+            trade_id: Some(&t.trade_id.to_string()),
         })
         .expect("a trade always serialises");
         let limits = ValidationLimits {
