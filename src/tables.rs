@@ -241,11 +241,12 @@ pub fn render(name: &str, rows: &[Map<String, Value>]) -> String {
     out.join("\n")
 }
 
-/// Writes a checkpoint of every table; returns (table, version).
+/// Writes a checkpoint of every table and deletes the log entries it makes
+/// unnecessary (older than the log retention); returns (table, version).
 pub async fn checkpoint(root: &Path) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     for (name, table) in existing(root).await? {
-        deltalake::checkpoints::create_checkpoint(&table, None)
+        crate::warehouse::checkpoint(&table)
             .await
             .map_err(Box::new)?;
         out.push((name.to_string(), table.version().unwrap_or(0)));

@@ -14,6 +14,17 @@
 //! the topic (it is deterministic), and deliveries at or before a table's
 //! version are not written to it again. A crash between the commits of two
 //! tables is therefore harmless: each table resumes from its own epoch.
+//!
+//! Checkpoints: every `checkpoint_every` versions of a table (default 100;
+//! 0 never) the commit path writes a Delta checkpoint and then deletes log
+//! entries older than the table's `delta.logRetentionDuration` (30 days by
+//! default) that the checkpoint makes unnecessary, so opening a table reads
+//! one parquet file plus at most N − 1 commits however long the pipeline has
+//! run. Our own schedule replaces delta-rs's post-commit hook, which would
+//! also list the whole `_delta_log` directory on every commit to look for
+//! expired entries. A failed checkpoint is logged and never fails the epoch:
+//! the data commit has already landed with its `txn`, and reporting it as
+//! failed would have the epoch written again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +46,8 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::StructType;
 use deltalake::kernel::Transaction;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::DeltaTable;
+use deltalake::{DeltaResult, DeltaTable};
+use tracing::warn;
 
 /// Errors of the warehouse.
 #[derive(Debug, thiserror::Error)]
@@ -394,10 +406,23 @@ pub struct Warehouse {
     tables: BTreeMap<&'static str, DeltaTable>,
     interval_ms: u64,
     committed: BTreeMap<&'static str, Option<u64>>,
+    checkpoint_every: u64,
 }
 
 /// The application id of cryptoflow's `txn` actions.
 pub const APP_ID: &str = "cryptoflow";
+
+/// Table versions between automatic checkpoints unless configured otherwise
+/// (Delta's own default interval).
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 100;
+
+/// Writes a checkpoint of `table` at its current version, then deletes the
+/// log entries it makes unnecessary that are older than the table's log
+/// retention. Returns how many log files were deleted.
+pub async fn checkpoint(table: &DeltaTable) -> DeltaResult<usize> {
+    deltalake::checkpoints::create_checkpoint(table, None).await?;
+    deltalake::checkpoints::cleanup_metadata(table, None).await
+}
 
 fn table_url(path: &Path) -> Result<url::Url> {
     url::Url::from_directory_path(path).map_err(|_| Error::Url(path.display().to_string()))
@@ -471,7 +496,15 @@ impl Warehouse {
             tables,
             interval_ms,
             committed,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
         })
+    }
+
+    /// Writes a checkpoint after every `every` versions of each table (at
+    /// versions that are multiples of `every`); 0 never does.
+    pub fn with_checkpoint_every(mut self, every: u64) -> Self {
+        self.checkpoint_every = every;
+        self
     }
 
     /// The root directory.
@@ -513,15 +546,22 @@ impl Warehouse {
                 source: Box::new(source),
             };
             let txn = Transaction::new(APP_ID, epoch as i64);
+            let properties = CommitProperties::default()
+                .with_application_transaction(txn)
+                .with_create_checkpoint(false)
+                .with_cleanup_expired_logs(Some(false));
             let mut writer = RecordBatchWriter::for_table(table)
                 .map_err(delta)?
-                .with_commit_properties(
-                    CommitProperties::default().with_application_transaction(txn),
-                );
+                .with_commit_properties(properties);
             writer.write(batch).await.map_err(delta)?;
-            writer.flush_and_commit(table).await.map_err(delta)?;
+            let version = writer.flush_and_commit(table).await.map_err(delta)?;
             self.committed.insert(name, Some(epoch));
             written += rows.len();
+            if self.checkpoint_every > 0 && version % self.checkpoint_every == 0 {
+                if let Err(e) = checkpoint(table).await {
+                    warn!(table = name, version, error = %e, "checkpoint failed; the next one will cover it");
+                }
+            }
         }
         Ok(written)
     }
