@@ -1,9 +1,11 @@
 //! `cryptoflow tables …`: the command-line side of the warehouse commands
-//! (flags, validation and printing); the work is in `cryptoflow::tables`.
+//! (flags, validation and printing); the work is in `cryptoflow::tables`
+//! and `cryptoflow::compact`.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use cryptoflow::compact::{compact, CompactOptions, CompactReport};
 
 #[derive(Subcommand)]
 pub enum TablesCommand {
@@ -18,7 +20,7 @@ pub enum TablesCommand {
     },
     /// Print rows of one table.
     Show {
-        /// bars, predictions, scores, evaluations or rejects.
+        /// bars, features, predictions, scores, evaluations or rejects.
         table: String,
         /// Warehouse root.
         #[arg(long, default_value = "./data")]
@@ -32,6 +34,23 @@ pub enum TablesCommand {
         /// At most this many rows.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// JSON lines instead of a text table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite many small files per date partition as few large ones (one OPTIMIZE commit per table).
+    Compact {
+        /// Tables to compact (default: every table).
+        tables: Vec<String>,
+        /// Warehouse root.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Files smaller than this are compacted; new files roll over at it (MiB).
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        target_file_mb: u64,
+        /// Compact a partition only when it has at least this many small files.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+        min_files: u64,
         /// JSON lines instead of a text table.
         #[arg(long)]
         json: bool,
@@ -108,6 +127,25 @@ pub fn run(command: TablesCommand) -> anyhow::Result<()> {
                 println!("{}", cryptoflow::tables::render(&table, &rows));
             }
         }
+        TablesCommand::Compact {
+            tables,
+            data_dir,
+            target_file_mb,
+            min_files,
+            json,
+        } => {
+            let opts = CompactOptions {
+                target_file_bytes: target_file_mb << 20,
+                min_files: min_files as usize,
+            };
+            let reports = rt.block_on(compact(&data_dir, &tables, &opts))?;
+            anyhow::ensure!(
+                !reports.is_empty(),
+                "no tables under {}",
+                data_dir.display()
+            );
+            print_compact(&reports, json)?;
+        }
         TablesCommand::Checkpoint { data_dir } => {
             for (t, v) in rt.block_on(cryptoflow::tables::checkpoint(&data_dir))? {
                 println!("{t}: checkpoint at version {v}");
@@ -121,6 +159,41 @@ pub fn run(command: TablesCommand) -> anyhow::Result<()> {
                 println!("{t}: {n} file(s) deleted");
             }
         }
+    }
+    Ok(())
+}
+
+fn print_compact(reports: &[CompactReport], json: bool) -> anyhow::Result<()> {
+    if json {
+        for r in reports {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    let mib = |b: u64| format!("{:.1}", b as f64 / (1u64 << 20) as f64);
+    println!(
+        "{:<12} {:>8} {:>10} {:>12} {:>11} {:>10} {:>9} {:>10}",
+        "table",
+        "version",
+        "partitions",
+        "files_before",
+        "files_after",
+        "MiB_before",
+        "MiB_after",
+        "rows"
+    );
+    for r in reports {
+        println!(
+            "{:<12} {:>8} {:>10} {:>12} {:>11} {:>10} {:>9} {:>10}",
+            r.table,
+            r.version,
+            r.partitions,
+            r.files_before,
+            r.files_after,
+            mib(r.bytes_before),
+            mib(r.bytes_after),
+            r.rows_rewritten
+        );
     }
     Ok(())
 }
