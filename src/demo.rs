@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub brokers: Option<String>,
     /// Replay simulated history since the start of yesterday (UTC) first.
     pub history: bool,
+    /// Table versions between automatic Delta checkpoints (0: never).
+    pub checkpoint_every: u64,
 }
 
 /// Bar length of the demo: 10 s, so that a day and a half of history
@@ -134,6 +136,7 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
             until_end: false,
             commit_interval: Duration::from_secs(2),
             epoch_ms: 3_600_000,
+            checkpoint_every: opts.checkpoint_every,
         },
         stop.clone(),
     );

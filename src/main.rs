@@ -13,6 +13,11 @@ use cryptoflow::kafka::{self, Compression, ProducerOptions, StartFrom};
 use cryptoflow::pipeline::{run, shutdown_signal, Cluster, RunOptions, Stop};
 use cryptoflow::replay::{replay, Format, Pace, ReplayOptions};
 
+mod cli {
+    pub mod tables;
+}
+use cli::tables as tables_cli;
+
 #[derive(Parser)]
 #[command(
     name = "cryptoflow",
@@ -41,60 +46,12 @@ enum Command {
     /// Look at and maintain the Delta warehouse.
     Tables {
         #[command(subcommand)]
-        command: TablesCommand,
+        command: tables_cli::TablesCommand,
     },
     /// Topic administration.
     Topic {
         #[command(subcommand)]
         command: TopicCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum TablesCommand {
-    /// Every table's Delta version, committed epoch, files and rows.
-    List {
-        /// Warehouse root.
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
-        /// JSON instead of a text table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print rows of one table.
-    Show {
-        /// bars, predictions, scores, evaluations or rejects.
-        table: String,
-        /// Warehouse root.
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
-        /// Only this symbol.
-        #[arg(long)]
-        symbol: Option<String>,
-        /// Only partitions on or after this UTC date (YYYY-MM-DD).
-        #[arg(long)]
-        since: Option<String>,
-        /// At most this many rows.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-        /// JSON lines instead of a text table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Write a Delta checkpoint of every table.
-    Checkpoint {
-        /// Warehouse root.
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
-    },
-    /// Delete data files no longer referenced and older than the retention window.
-    Vacuum {
-        /// Warehouse root.
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
-        /// Retention window in hours.
-        #[arg(long, default_value_t = 168)]
-        retention_hours: u64,
     },
 }
 
@@ -174,6 +131,9 @@ struct RunArgs {
     /// Event time one commit (epoch) covers at the most, ms.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     epoch_ms: u64,
+    /// Table versions between automatic Delta checkpoints (0: never).
+    #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    checkpoint_every: u64,
 }
 
 #[derive(Args)]
@@ -196,6 +156,9 @@ struct DemoArgs {
     /// Start live, without replaying simulated history first.
     #[arg(long)]
     no_history: bool,
+    /// Table versions between automatic Delta checkpoints (0: never).
+    #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    checkpoint_every: u64,
 }
 
 /// Where producing commands write: the topic is created if missing.
@@ -389,6 +352,7 @@ fn real_main() -> anyhow::Result<()> {
                 until_end,
                 commit_interval_ms,
                 epoch_ms,
+                checkpoint_every,
             } = a;
             let ClusterArgs {
                 workers,
@@ -420,6 +384,7 @@ fn real_main() -> anyhow::Result<()> {
                     until_end,
                     commit_interval: Duration::from_millis(commit_interval_ms),
                     epoch_ms,
+                    checkpoint_every,
                 },
                 Stop::new(),
             )?;
@@ -433,6 +398,7 @@ fn real_main() -> anyhow::Result<()> {
                 seed,
                 brokers,
                 no_history,
+                checkpoint_every,
             } = a;
             demo(
                 DemoOptions {
@@ -442,6 +408,7 @@ fn real_main() -> anyhow::Result<()> {
                     seed,
                     brokers,
                     history: !no_history,
+                    checkpoint_every,
                 },
                 Stop::new(),
             )?;
@@ -597,78 +564,7 @@ fn real_main() -> anyhow::Result<()> {
                 }
             );
         }
-        Command::Tables { command } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            match command {
-                TablesCommand::List { data_dir, json } => {
-                    let infos = rt.block_on(cryptoflow::tables::list(&data_dir))?;
-                    anyhow::ensure!(!infos.is_empty(), "no tables under {}", data_dir.display());
-                    if json {
-                        for i in &infos {
-                            println!("{}", serde_json::to_string(i)?);
-                        }
-                    } else {
-                        println!(
-                            "{:<12} {:>8} {:>16} {:>6} {:>10}",
-                            "table", "version", "committed_epoch", "files", "rows"
-                        );
-                        for i in &infos {
-                            let epoch =
-                                i.committed_epoch.map_or("–".to_string(), |e| e.to_string());
-                            println!(
-                                "{:<12} {:>8} {:>16} {:>6} {:>10}",
-                                i.name, i.version, epoch, i.files, i.rows
-                            );
-                        }
-                    }
-                }
-                TablesCommand::Show {
-                    table,
-                    data_dir,
-                    symbol,
-                    since,
-                    limit,
-                    json,
-                } => {
-                    if let Some(s) = &since {
-                        anyhow::ensure!(
-                            cryptoflow::state::parse_day(s).is_some(),
-                            "--since {s}: expected a date like 2026-11-24"
-                        );
-                    }
-                    let filter = cryptoflow::tables::ShowFilter {
-                        symbol,
-                        since,
-                        limit,
-                    };
-                    let rows = rt.block_on(cryptoflow::tables::rows(&data_dir, &table, &filter))?;
-                    if json {
-                        for r in &rows {
-                            println!("{}", serde_json::to_string(r)?);
-                        }
-                    } else {
-                        println!("{}", cryptoflow::tables::render(&table, &rows));
-                    }
-                }
-                TablesCommand::Checkpoint { data_dir } => {
-                    for (t, v) in rt.block_on(cryptoflow::tables::checkpoint(&data_dir))? {
-                        println!("{t}: checkpoint at version {v}");
-                    }
-                }
-                TablesCommand::Vacuum {
-                    data_dir,
-                    retention_hours,
-                } => {
-                    for (t, n) in
-                        rt.block_on(cryptoflow::tables::vacuum(&data_dir, retention_hours))?
-                    {
-                        println!("{t}: {n} file(s) deleted");
-                    }
-                }
-            }
-        }
+        Command::Tables { command } => tables_cli::run(command)?,
         Command::Topic {
             command:
                 TopicCommand::Create {

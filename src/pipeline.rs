@@ -146,6 +146,8 @@ pub struct RunOptions {
     /// deliveries cover this much event time (so a replay commits in
     /// event-time epochs however fast it runs).
     pub epoch_ms: u64,
+    /// Table versions between automatic Delta checkpoints (0: never).
+    pub checkpoint_every: u64,
 }
 
 impl RunOptions {
@@ -328,7 +330,8 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         .build()?;
     let state = Arc::new(AppState::new());
     let warehouse = if leader {
-        Some(runtime.block_on(Warehouse::open(&opts.data_dir, opts.bar_ms))?)
+        let wh = runtime.block_on(Warehouse::open(&opts.data_dir, opts.bar_ms))?;
+        Some(wh.with_checkpoint_every(opts.checkpoint_every))
     } else {
         None
     };

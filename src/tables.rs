@@ -2,15 +2,18 @@
 //! terminal. `list` shows each table's version, committed epoch, files and
 //! rows; `show` prints rows (a text table, or JSON lines with `--json`),
 //! filtered by symbol and UTC date; `checkpoint` writes a Delta checkpoint of
-//! every table; `vacuum` deletes files no longer referenced and older than a
-//! retention window. Reading needs no query engine: the active files of the
+//! every table (and deletes expired log entries); `vacuum` deletes files no
+//! longer referenced and older than a retention window; [`scan`] decodes a
+//! whole table. Reading needs no query engine: the active files of the
 //! current snapshot are read with the parquet reader, and the partition
-//! column comes from each file's path. Never writes table data.
+//! column comes from each file's path. Never writes table data (compaction,
+//! which does, is `crate::compact`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use deltalake::arrow::json::ArrayWriter;
+use deltalake::kernel::LogicalFileView;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::DeltaTable;
 use serde::Serialize;
@@ -60,7 +63,9 @@ pub struct TableInfo {
     pub rows: u64,
 }
 
-async fn open(root: &Path, name: &str) -> Result<DeltaTable> {
+/// Opens the warehouse table `name` under `root` (an unknown name or a
+/// table not written yet is an error).
+pub async fn open(root: &Path, name: &str) -> Result<DeltaTable> {
     if !TABLES.contains(&name) {
         return Err(Error::UnknownTable(name.to_string()));
     }
@@ -73,18 +78,31 @@ async fn open(root: &Path, name: &str) -> Result<DeltaTable> {
     Ok(DeltaTable::try_from_url(url).await.map_err(Box::new)?)
 }
 
-async fn local_files(table: &DeltaTable) -> Result<Vec<PathBuf>> {
-    use futures::TryStreamExt;
-    let root = table
+/// The local directory of `table` (the warehouse reads data files directly).
+pub(crate) fn local_root(table: &DeltaTable) -> Result<PathBuf> {
+    table
         .table_url()
         .to_file_path()
-        .map_err(|_| Error::Missing(PathBuf::from(table.table_url().as_str())))?;
-    let views: Vec<_> = table
+        .map_err(|_| Error::Missing(PathBuf::from(table.table_url().as_str())))
+}
+
+/// The active files of the table's current snapshot.
+pub(crate) async fn active_files(table: &DeltaTable) -> Result<Vec<LogicalFileView>> {
+    use futures::TryStreamExt;
+    Ok(table
         .get_active_add_actions_by_partitions(&[])
         .try_collect()
         .await
-        .map_err(Box::new)?;
-    let mut files: Vec<PathBuf> = views.iter().map(|v| root.join(v.path().as_ref())).collect();
+        .map_err(Box::new)?)
+}
+
+async fn local_files(table: &DeltaTable) -> Result<Vec<PathBuf>> {
+    let root = local_root(table)?;
+    let mut files: Vec<PathBuf> = active_files(table)
+        .await?
+        .iter()
+        .map(|v| root.join(v.path().as_ref()))
+        .collect();
     files.sort();
     Ok(files)
 }
@@ -131,11 +149,41 @@ pub async fn list(root: &Path) -> Result<Vec<TableInfo>> {
     Ok(out)
 }
 
-fn read_err(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+pub(crate) fn read_err(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Read {
         path: path.display().to_string(),
         source: Box::new(e),
     }
+}
+
+/// What a full scan of a table read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Scan {
+    /// Active data files.
+    pub files: usize,
+    /// Rows decoded.
+    pub rows: u64,
+    /// Bytes of the active files.
+    pub bytes: u64,
+}
+
+/// Opens `name` and decodes every row of its active files with the parquet
+/// reader: what any reader without a query engine pays for a full scan.
+pub async fn scan(root: &Path, name: &str) -> Result<Scan> {
+    let table = open(root, name).await?;
+    let mut scan = Scan::default();
+    for f in local_files(&table).await? {
+        let file = std::fs::File::open(&f).map_err(|e| read_err(&f, e))?;
+        scan.bytes += file.metadata().map_err(|e| read_err(&f, e))?.len();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| read_err(&f, e))?;
+        for batch in reader {
+            scan.rows += batch.map_err(|e| read_err(&f, e))?.num_rows() as u64;
+        }
+        scan.files += 1;
+    }
+    Ok(scan)
 }
 
 /// Filters of `tables show`.
@@ -241,11 +289,12 @@ pub fn render(name: &str, rows: &[Map<String, Value>]) -> String {
     out.join("\n")
 }
 
-/// Writes a checkpoint of every table; returns (table, version).
+/// Writes a checkpoint of every table and deletes the log entries it makes
+/// unnecessary (older than the log retention); returns (table, version).
 pub async fn checkpoint(root: &Path) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     for (name, table) in existing(root).await? {
-        deltalake::checkpoints::create_checkpoint(&table, None)
+        crate::warehouse::checkpoint(&table)
             .await
             .map_err(Box::new)?;
         out.push((name.to_string(), table.version().unwrap_or(0)));

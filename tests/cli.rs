@@ -35,7 +35,10 @@ fn bad_flags_get_usage() {
         vec!["run", "--brokers", "x:1", "--workers", "0"],
         vec!["run", "--brokers", "x:1", "--horizons", "1,zero"],
         vec!["run", "--brokers", "x:1", "--http", "not-an-address"],
+        vec!["run", "--brokers", "x:1", "--checkpoint-every", "-3"],
         vec!["run"],
+        vec!["tables", "compact", "--target-file-mb", "0"],
+        vec!["tables", "compact", "--min-files", "1"],
         vec!["launch-rockets"],
         vec!["simulate", "--brokers", "x:1", "--correlation", "1.5"],
         vec!["simulate", "--brokers", "x:1", "--symbols", "btc-usd"],
@@ -72,5 +75,22 @@ fn bad_flags_get_usage() {
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--process 2 must be below --processes 2")
+    );
+}
+
+#[test]
+fn compacting_an_unknown_table_is_a_one_line_error() {
+    let dir = common::temp_dir("cryptoflow-cli-compact");
+    let out = Command::new(BIN)
+        .args(["tables", "compact", "bars", "nope", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("Error: unknown table `nope` (tables: bars,"),
+        "{stderr}"
     );
 }

@@ -128,12 +128,18 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
         "no bars table after a clean stop"
     );
 
-    // 2. Bounded runs on 1 and 4 workers write identical tables, checked from Python.
+    // 2. Bounded runs on 1 and 4 workers write identical tables, checked from
+    // Python; the second checkpoints after every commit.
     let mut dirs = Vec::new();
-    for workers in ["1", "4"] {
+    for (workers, checkpoint_every) in [("1", "0"), ("4", "1")] {
         let out_dir = dir.join(format!("w{workers}"));
         let out = common::run_cmd(&brokers, &topic, workers, &out_dir)
-            .args(["--until-end", "--no-http"])
+            .args([
+                "--until-end",
+                "--no-http",
+                "--checkpoint-every",
+                checkpoint_every,
+            ])
             .output()
             .unwrap();
         assert!(
@@ -149,6 +155,8 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
         );
         dirs.push(out_dir);
     }
+    assert!(!dirs[0].join("bars/_delta_log/_last_checkpoint").exists());
+    assert!(dirs[1].join("bars/_delta_log/_last_checkpoint").is_file());
     let report = common::run_python(
         "check_tables.py",
         &[

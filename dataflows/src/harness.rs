@@ -70,3 +70,33 @@ pub fn run_in_memory(
         config,
     )
 }
+
+/// Every delivery of the pipeline (default configuration, 4 partitions, one
+/// worker) over a seeded simulated market of `duration_ms` event time from
+/// `start_ms`: realistic warehouse rows for tests and benchmarks. The clock
+/// is put far ahead so historical event times are never "in the future".
+pub fn simulated_deliveries(
+    seed: u64,
+    start_ms: u64,
+    duration_ms: u64,
+    trades_per_sec: f64,
+) -> Result<Vec<Delivery>, String> {
+    use crate::sim::{SimConfig, Simulator};
+    use crate::source::{partition_records, SourceConfig};
+    let mut sim = SimConfig::default_market(seed, start_ms);
+    sim.trades_per_sec = trades_per_sec;
+    let payloads = Simulator::new(sim)
+        .take_while(|t| t.ts_ms < start_ms + duration_ms)
+        .map(|t| (t.symbol.clone(), t.to_json().into_bytes()));
+    let records = Arc::new(partition_records(payloads, 4));
+    let far_ahead = start_ms
+        .saturating_add(duration_ms)
+        .saturating_add(86_400_000);
+    let config = PipelineConfig {
+        source: SourceConfig::new()
+            .with_idle_lag_ms(None)
+            .with_clock(Arc::new(move || far_ahead)),
+        ..PipelineConfig::default()
+    };
+    run_in_memory(records, 4, 1, config)
+}

@@ -1,22 +1,7 @@
-//! The Delta Lake warehouse: typed tables under one root, partitioned by UTC
-//! date, written with `deltalake`'s RecordBatchWriter and readable by any
-//! Delta reader.
-//!
-//! Tables: `bars`, `predictions`, `scores`, `evaluations`, `rejects` (schemas below and in
-//! the README). Prices and returns are doubles (IEEE-754, what the models
-//! compute with); instants are `timestamp` (µs, UTC); `date` is the UTC date
-//! partition.
-//!
-//! Exactly once: the pipeline commits whole epochs — every complete delivery
-//! up to an event time T — with one Delta commit per table that also carries
-//! the application transaction `txn(cryptoflow, T)`. On start the warehouse
-//! reads each table's `txn` version; the dataflow is rebuilt by replaying
-//! the topic (it is deterministic), and deliveries at or before a table's
-//! version are not written to it again. A crash between the commits of two
-//! tables is therefore harmless: each table resumes from its own epoch.
+//! The warehouse's row layout: each table's Arrow schema (the single
+//! definition of its columns), the rows of one epoch grouped by table, and
+//! the record batch built from them. Pure data, no I/O.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dataflows::bars::Bar;
@@ -30,52 +15,8 @@ use deltalake::arrow::array::{
     StringArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::kernel::StructType;
-use deltalake::kernel::Transaction;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::DeltaTable;
 
-/// Errors of the warehouse.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Delta or object-store failure.
-    #[error("delta table `{table}`")]
-    Delta {
-        /// Which table.
-        table: String,
-        /// The cause.
-        source: Box<deltalake::DeltaTableError>,
-    },
-    /// Building a batch failed (a bug: schemas are fixed here).
-    #[error("building an arrow batch")]
-    Arrow(#[from] deltalake::arrow::error::ArrowError),
-    /// The root is not usable.
-    #[error("warehouse root {path}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Not a valid location.
-    #[error("bad table location {0}")]
-    Url(String),
-}
-
-/// Result alias for this module.
-pub type Result<T> = std::result::Result<T, Error>;
-
-/// The tables, in a fixed order.
-pub const TABLES: [&str; 6] = [
-    "bars",
-    "features",
-    "predictions",
-    "scores",
-    "evaluations",
-    "rejects",
-];
+use super::Result;
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -388,148 +329,10 @@ pub fn batch(table: &str, rows: &Rows, interval_ms: u64) -> Result<RecordBatch> 
     Ok(RecordBatch::try_new(schema(table), cols)?)
 }
 
-/// The open warehouse.
-pub struct Warehouse {
-    root: PathBuf,
-    tables: BTreeMap<&'static str, DeltaTable>,
-    interval_ms: u64,
-    committed: BTreeMap<&'static str, Option<u64>>,
-}
-
-/// The application id of cryptoflow's `txn` actions.
-pub const APP_ID: &str = "cryptoflow";
-
-fn table_url(path: &Path) -> Result<url::Url> {
-    url::Url::from_directory_path(path).map_err(|_| Error::Url(path.display().to_string()))
-}
-
-impl Warehouse {
-    /// Opens (creating when missing) every table under `root`.
-    pub async fn open(root: &Path, interval_ms: u64) -> Result<Self> {
-        let io = |source| Error::Io {
-            path: root.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(root).map_err(io)?;
-        let root = std::fs::canonicalize(root).map_err(io)?;
-        let mut tables = BTreeMap::new();
-        let mut committed = BTreeMap::new();
-        for name in TABLES {
-            let path = root.join(name);
-            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let delta = |source| Error::Delta {
-                table: name.to_string(),
-                source: Box::new(source),
-            };
-            let url = table_url(&path)?;
-            // Only load what exists: loading an empty directory is reported as an error by the kernel.
-            let table = if path.join("_delta_log").is_dir() {
-                DeltaTable::try_from_url(url).await.map_err(delta)?
-            } else {
-                let table = deltalake::DeltaTableBuilder::from_url(url)
-                    .map_err(delta)?
-                    .build()
-                    .map_err(delta)?;
-                let kernel: StructType = schema(name)
-                    .as_ref()
-                    .try_into_kernel()
-                    .map_err(|e| delta(deltalake::DeltaTableError::Generic(e.to_string())))?;
-                table
-                    .create()
-                    .with_table_name(name)
-                    .with_columns(kernel.fields().cloned())
-                    .with_partition_columns(["date"])
-                    .await
-                    .map_err(delta)?
-            };
-            if table.version().is_none() {
-                return Err(Error::Url(format!(
-                    "{} has a _delta_log but no table version",
-                    path.display()
-                )));
-            }
-            let version = table
-                .snapshot()
-                .map_err(|source| Error::Delta {
-                    table: name.to_string(),
-                    source: Box::new(source),
-                })?
-                .transaction_version(table.log_store().as_ref(), APP_ID)
-                .await
-                .map_err(|source| Error::Delta {
-                    table: name.to_string(),
-                    source: Box::new(source),
-                })?;
-            committed.insert(name, version.and_then(|v| u64::try_from(v).ok()));
-            tables.insert(name, table);
-        }
-        Ok(Warehouse {
-            root,
-            tables,
-            interval_ms,
-            committed,
-        })
-    }
-
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The last epoch committed to `table` (its `txn` version), if any.
-    pub fn committed(&self, table: &str) -> Option<u64> {
-        self.committed.get(table).copied().flatten()
-    }
-
-    /// Commits one epoch: every delivery given, which must be complete and
-    /// in increasing time order. Each table gets at most one Delta commit
-    /// carrying the application transaction (`txn`) `cryptoflow` = epoch (the
-    /// last delivery's time), and only rows of deliveries after the epoch it
-    /// already holds: a replay after a crash writes nothing twice. Returns
-    /// the rows written.
-    pub async fn commit(&mut self, deliveries: &[Delivery]) -> Result<usize> {
-        let Some(epoch) = deliveries.last().map(|d| d.time) else {
-            return Ok(0);
-        };
-        let mut written = 0;
-        for name in TABLES {
-            let after = self.committed(name);
-            let rows = Rows::of_table(
-                name,
-                deliveries
-                    .iter()
-                    .filter(|d| after.is_none_or(|c| d.time > c)),
-            );
-            if rows.is_empty() {
-                continue;
-            }
-            let batch = batch(name, &rows, self.interval_ms)?;
-            let table = self.tables.get_mut(name).expect("every table is open");
-            let delta = |source| Error::Delta {
-                table: name.to_string(),
-                source: Box::new(source),
-            };
-            let txn = Transaction::new(APP_ID, epoch as i64);
-            let mut writer = RecordBatchWriter::for_table(table)
-                .map_err(delta)?
-                .with_commit_properties(
-                    CommitProperties::default().with_application_transaction(txn),
-                );
-            writer.write(batch).await.map_err(delta)?;
-            writer.flush_and_commit(table).await.map_err(delta)?;
-            self.committed.insert(name, Some(epoch));
-            written += rows.len();
-        }
-        Ok(written)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::warehouse::TABLES;
 
     #[test]
     fn empty_batches_match_their_schemas() {
