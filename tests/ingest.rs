@@ -238,6 +238,18 @@ fn ingest_help_lists_every_venue() {
     );
 }
 
+/// Serves `app` on a loopback port from its own runtime (kept alive by the
+/// returned handle).
+fn serve(app: axum::Router) -> (tokio::runtime::Runtime, SocketAddr) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (rt, addr)
+}
+
 fn binance_trade(symbol: &str, id: u64, price: &str, buyer_maker: bool) -> String {
     let t = 1_700_000_000_000 + id * 100;
     json!({"e":"trade","E":t + 1,"s":symbol,"t":id,"p":price,"q":"0.25000000","T":t,"m":buyer_maker,"M":true})
@@ -350,6 +362,115 @@ fn binance_trades_reconnect_dedupe_and_reject() {
     assert_eq!(
         paths[..2],
         ["GET /stream?streams=btcusdt@trade/ethusdt@trade"; 2]
+    );
+}
+
+#[test]
+fn binance_backfills_closed_klines_over_rest_then_streams() {
+    use axum::extract::{Query, State};
+    use std::collections::HashMap;
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let minute = now / 60_000 * 60_000;
+    let kline = |open: u64, o: &str, h: &str, l: &str, c: &str| {
+        json!([
+            open,
+            o,
+            h,
+            l,
+            c,
+            "4.00000000",
+            open + 59_999,
+            "1.0",
+            7,
+            "2.0",
+            "1.0",
+            "0"
+        ])
+    };
+    // Two closed minutes (one up, one down) and one not closed yet (a
+    // minute ahead, so it stays open however slowly the test starts).
+    let klines = json!([
+        kline(minute - 120_000, "100.00", "101.50", "99.50", "101.00"),
+        kline(minute - 60_000, "101.00", "101.20", "100.10", "100.50"),
+        kline(minute + 60_000, "100.50", "100.60", "100.40", "100.55"),
+    ]);
+    type Shared = Arc<(Value, Mutex<Vec<HashMap<String, String>>>)>;
+    let shared: Shared = Arc::new((klines, Mutex::new(Vec::new())));
+    async fn klines_route(
+        State(s): State<Shared>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> axum::Json<Value> {
+        s.1.lock().unwrap().push(q);
+        axum::Json(s.0.clone())
+    }
+    let app = axum::Router::new()
+        .route("/api/v3/klines", axum::routing::get(klines_route))
+        .with_state(shared.clone());
+    let (_rt, addr) = serve(app);
+    let live = json!({"e":"trade","E":now,"s":"BTCUSDT","t":555,"p":"100.57","q":"0.1","T":now - 1_000,"m":false});
+    let fake = FakeWs::start(vec![vec![Send(live.to_string())]]);
+    let rest = format!("http://{addr}");
+    let out = ingest(
+        &[
+            "binance",
+            "--symbols",
+            "BTC-USDT",
+            "--ws-url",
+            &fake.url(""),
+            "--rest-url",
+            &rest,
+            "--backfill-minutes",
+            "5",
+        ],
+        9,
+    );
+    let got: Vec<(String, String, String)> = out
+        .ticks
+        .iter()
+        .map(|t| {
+            let s = |f: &str| t[f].as_str().unwrap().to_string();
+            (s("trade_id"), s("price"), s("size"))
+        })
+        .collect();
+    let (a, b) = (minute - 120_000, minute - 60_000);
+    let want: Vec<(String, String, String)> = [
+        // Up bar: open, low, high, close; down bar: open, high, low, close.
+        (format!("{a}-0"), "100", "1"),
+        (format!("{a}-1"), "99.5", "1"),
+        (format!("{a}-2"), "101.5", "1"),
+        (format!("{a}-3"), "101", "1"),
+        (format!("{b}-0"), "101", "1"),
+        (format!("{b}-1"), "101.2", "1"),
+        (format!("{b}-2"), "100.1", "1"),
+        (format!("{b}-3"), "100.5", "1"),
+        ("555".to_string(), "100.57", "0.1"),
+    ]
+    .into_iter()
+    .map(|(id, p, q)| (id, p.to_string(), q.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(out.ticks[3]["ts"], a + 59_999);
+    assert_eq!(out.summary["ticks"], 9);
+    let queries = shared.1.lock().unwrap().clone();
+    assert_eq!(queries.len(), 1, "fewer than 1,000 klines: one page");
+    let q = &queries[0];
+    assert_eq!(
+        (
+            q["symbol"].as_str(),
+            q["interval"].as_str(),
+            q["limit"].as_str()
+        ),
+        ("BTCUSDT", "1m", "1000")
+    );
+    let start: u64 = q["startTime"].parse().unwrap();
+    assert_eq!(start % 60_000, 0);
+    assert!(
+        start <= minute - 4 * 60_000 && start >= minute - 6 * 60_000,
+        "{start}"
     );
 }
 
@@ -604,13 +725,7 @@ fn coingecko_polls_backfills_and_survives_rate_limits() {
             axum::routing::get(chart),
         )
         .with_state(shared.clone());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await });
-
+    let (_rt, addr) = serve(app);
     let api = format!("http://{addr}/api/v3");
     let args = [
         "coingecko",

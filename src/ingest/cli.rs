@@ -8,7 +8,9 @@ use super::binance::{self, Binance};
 use super::coinbase::{self, Coinbase};
 use super::coingecko::{self, CoinGecko};
 use super::kraken::{self, Kraken};
-use super::{run_websocket, Error, KafkaSink, Result, RunLimits, SinkOptions, Summary, WsVenue};
+use super::{
+    run_websocket, Error, Ingestor, KafkaSink, Result, RunLimits, SinkOptions, Summary, WsVenue,
+};
 use crate::pipeline::{shutdown_signal, Stop};
 
 /// `cryptoflow ingest`.
@@ -63,6 +65,12 @@ enum Venue {
         /// Websocket endpoint base.
         #[arg(long, default_value = binance::DEFAULT_WS)]
         ws_url: String,
+        /// REST endpoint base (backfill).
+        #[arg(long, default_value = binance::DEFAULT_REST)]
+        rest_url: String,
+        /// Minutes of closed 1-minute klines to load over REST before streaming.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=525_600))]
+        backfill_minutes: u64,
     },
     /// Coinbase Exchange `matches` + `ticker` + `heartbeat`.
     Coinbase {
@@ -130,11 +138,17 @@ pub fn run(args: IngestArgs) -> Result<Summary> {
     };
     // Build the venue first: bad symbols fail before any connection.
     enum Built {
+        Binance(Binance, String, u64),
         Ws(Box<dyn WsVenue>),
         Poll(CoinGecko),
     }
     let built = match venue {
-        Venue::Binance { symbols, ws_url } => Built::Ws(Box::new(Binance::new(&ws_url, &symbols)?)),
+        Venue::Binance {
+            symbols,
+            ws_url,
+            rest_url,
+            backfill_minutes,
+        } => Built::Binance(Binance::new(&ws_url, &symbols)?, rest_url, backfill_minutes),
         Venue::Coinbase { products, ws_url } => {
             Built::Ws(Box::new(Coinbase::new(&ws_url, &products)?))
         }
@@ -169,7 +183,19 @@ pub fn run(args: IngestArgs) -> Result<Summary> {
             signal_stop.trigger();
         });
         match built {
-            Built::Ws(v) => run_websocket(v.as_ref(), &sink, limits, &stop).await,
+            Built::Binance(b, rest_url, minutes) => {
+                let mut ingest = Ingestor::new(b.exchange(), true, &sink, limits);
+                if minutes > 0 {
+                    b.backfill(&rest_url, minutes, &mut ingest, &stop).await?;
+                }
+                run_websocket(&b, &mut ingest, &stop).await?;
+                Ok(ingest.finish()?)
+            }
+            Built::Ws(v) => {
+                let mut ingest = Ingestor::new(v.exchange(), true, &sink, limits);
+                run_websocket(v.as_ref(), &mut ingest, &stop).await?;
+                Ok(ingest.finish()?)
+            }
             Built::Poll(mut p) => p.run(&sink, limits, &stop).await,
         }
     })

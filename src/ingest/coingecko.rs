@@ -27,9 +27,10 @@ use std::time::Duration;
 
 use dataflows::tick::Side;
 use serde_json::value::RawValue;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::fields::{Fields, Malformed};
+use super::rest;
 use super::{Backoff, Error, Ingestor, RunLimits, Sink, Summary, Trade};
 use crate::decimal::Decimal;
 use crate::kafka;
@@ -249,11 +250,7 @@ impl CoinGecko {
         limits: RunLimits,
         stop: &Stop,
     ) -> super::Result<Summary> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .user_agent(concat!("cryptoflow/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = rest::client()?;
         let mut ingest = Ingestor::new("coingecko", false, sink, limits.clone());
         let mut backoff = Backoff::new(limits.backoff_max);
         if self.backfill_days > 0 {
@@ -261,40 +258,32 @@ impl CoinGecko {
                 .await?;
         }
         let gap_s = 3 * self.interval.as_secs().max(1);
+        let url = self.simple_price_url();
         while !stop.is_set() && !ingest.done() {
-            let wait = match get(&client, &self.simple_price_url()).await {
-                Ok(body) => {
-                    backoff.reset();
-                    match self.parse_simple_price(&body) {
-                        Err(m) => {
-                            ingest.frame(&body, Err(m))?;
-                        }
-                        Ok(entries) => {
-                            ingest.frame(&body, Ok(super::Frame::Control))?;
-                            for entry in entries {
-                                match entry {
-                                    Ok((t, gap)) => {
-                                        if gap > gap_s {
-                                            ingest.time_gap(&t.symbol, gap);
-                                        }
-                                        ingest.trade(&body, &t)?;
-                                    }
-                                    Err(m) => ingest.reject(&body, &m)?,
+            let Some(body) =
+                rest::get_retrying(&client, &url, &mut ingest, &mut backoff, stop).await
+            else {
+                break;
+            };
+            match self.parse_simple_price(&body) {
+                Err(m) => ingest.frame(&body, Err(m))?,
+                Ok(entries) => {
+                    ingest.frame(&body, Ok(super::Frame::Control))?;
+                    for entry in entries {
+                        match entry {
+                            Ok((t, gap)) => {
+                                if gap > gap_s {
+                                    ingest.time_gap(&t.symbol, gap);
                                 }
+                                ingest.trade(&body, &t)?;
                             }
+                            Err(m) => ingest.reject(&body, &m)?,
                         }
                     }
-                    self.interval
                 }
-                Err(e) => {
-                    ingest.reconnecting();
-                    let wait = e.retry_after.unwrap_or_else(|| backoff.next_delay());
-                    warn!(error = %e.message, wait_ms = wait.as_millis() as u64, "coingecko poll failed");
-                    wait
-                }
-            };
+            }
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(self.interval) => {}
                 _ = stop.wait() => {}
             }
         }
@@ -314,19 +303,9 @@ impl CoinGecko {
                     "{}/coins/{coin}/market_chart?vs_currency={vs}&days={}",
                     self.api, self.backfill_days
                 );
-                let body = loop {
-                    if stop.is_set() {
-                        return Ok(());
-                    }
-                    match get(client, &url).await {
-                        Ok(body) => break body,
-                        Err(e) => {
-                            ingest.reconnecting();
-                            let wait = e.retry_after.unwrap_or_else(|| backoff.next_delay());
-                            warn!(error = %e.message, wait_ms = wait.as_millis() as u64, "coingecko backfill failed");
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
+                let Some(body) = rest::get_retrying(client, &url, ingest, backoff, stop).await
+                else {
+                    return Ok(());
                 };
                 match self.parse_market_chart(&coin, &vs, &body) {
                     Ok(trades) => {
@@ -342,47 +321,6 @@ impl CoinGecko {
         }
         Ok(())
     }
-}
-
-/// An error and its causes on one line (reqwest's own message omits them).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
-
-struct HttpFailure {
-    message: String,
-    retry_after: Option<Duration>,
-}
-
-async fn get(client: &reqwest::Client, url: &str) -> Result<String, HttpFailure> {
-    let fail = |message: String| HttpFailure {
-        message,
-        retry_after: None,
-    };
-    let resp = client.get(url).send().await.map_err(|e| fail(chain(&e)))?;
-    let status = resp.status();
-    if status.as_u16() == 429 {
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        return Err(HttpFailure {
-            message: format!("{url}: 429 rate limited"),
-            retry_after,
-        });
-    }
-    if !status.is_success() {
-        return Err(fail(format!("{url}: HTTP {status}")));
-    }
-    resp.text().await.map_err(|e| fail(chain(&e)))
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub mod coinbase;
 pub mod coingecko;
 pub mod fields;
 pub mod kraken;
+pub mod rest;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -433,6 +434,22 @@ impl<'s> Ingestor<'s> {
         }
     }
 
+    /// The run's limits.
+    pub fn limits(&self) -> &RunLimits {
+        &self.limits
+    }
+
+    /// Sends a tick built and validated elsewhere (e.g. a backfilled kline),
+    /// bypassing the trade-id tracking.
+    pub fn validated_tick(&mut self, symbol: &str, payload: &[u8]) -> kafka::Result<()> {
+        if self.done() {
+            return Ok(());
+        }
+        self.sink.tick(symbol, payload)?;
+        self.summary.ticks += 1;
+        Ok(())
+    }
+
     /// Counts a gap known only by time (no ids to say how many trades).
     pub fn time_gap(&mut self, symbol: &str, seconds: u64) {
         self.summary.gaps += 1;
@@ -535,17 +552,16 @@ pub trait WsVenue {
 /// read; reconnect with backoff on any failure or silence.
 pub async fn run_websocket(
     venue: &dyn WsVenue,
-    sink: &dyn Sink,
-    limits: RunLimits,
+    ingest: &mut Ingestor<'_>,
     stop: &Stop,
-) -> Result<Summary> {
+) -> Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let exchange = venue.exchange();
-    let mut ingest = Ingestor::new(exchange, true, sink, limits.clone());
+    let limits = ingest.limits.clone();
     let mut backoff = Backoff::new(limits.backoff_max);
     let url = venue.url();
     while !stop.is_set() && !ingest.done() {
-        let received = match connect_and_read(venue, &url, &mut ingest, &limits, stop).await {
+        let received = match connect_and_read(venue, &url, ingest, &limits, stop).await {
             Ok(received) => {
                 info!(exchange, url = %url, received, "connection ended");
                 received
@@ -574,7 +590,7 @@ pub async fn run_websocket(
             _ = stop.wait() => {}
         }
     }
-    Ok(ingest.finish()?)
+    Ok(())
 }
 
 enum ConnError {

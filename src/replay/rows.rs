@@ -1,7 +1,7 @@
 //! One line of a replayed file to the ticks it stands for.
 //!
 //! **Bars become trades.** A kline or OHLCV bar with volume V becomes four
-//! synthetic trades of V/4 each (split exactly, see `decimal.rs`) at fixed
+//! synthetic trades of V/4 each (split exactly, see [`crate::decimal`]) at fixed
 //! times inside the bar `[t, t + d)`: the open at `t`, the two extremes at
 //! `t + d/3` and `t + 2d/3`, the close at `t + d − 1 ms`. The extremes come
 //! in the order of the shorter path: low then high when the bar closed at or
@@ -11,8 +11,8 @@
 //! open); each later trade is a buy when its price is at or above the
 //! previous one (the tick rule). A bar with zero volume had no trades and
 //! gives none. Trade ids are `"<open ms>-<k>"` (k = 0..3), so a file replayed
-//! twice gives the same ids for a downstream dedupe. Prices go out as the
-//! file's own text.
+//! twice gives the same ids for a downstream dedupe. Prices go out as exact
+//! decimal strings in canonical form (`42283.58000000` → `42283.58`).
 //!
 //! **Binance klines** (the public dumps, e.g. `BTCUSDT-1m-2024-01-01.csv`):
 //! 12 columns, no header — open time, open, high, low, close, volume, close
