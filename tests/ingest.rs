@@ -28,9 +28,12 @@ enum Step {
     /// Drop the connection without a close handshake (after a short pause,
     /// so the client has read what was sent).
     Drop,
+    /// Send a websocket ping (Binance's heartbeat); the client's pong is
+    /// logged as `PONG`.
+    Ping,
 }
 
-use Step::{Drop, Expect, Send};
+use Step::{Drop, Expect, Ping, Send};
 
 /// A fake exchange: connection k plays script k; later connections are held
 /// open silently. Logs request paths and every client frame.
@@ -75,17 +78,22 @@ impl FakeWs {
                                 }
                             }
                             Expect(want) => loop {
-                                match ws.next().await {
-                                    Some(Ok(Message::Text(t))) => {
-                                        log.lock().unwrap().push(t.to_string());
-                                        if t.contains(want) {
-                                            break;
-                                        }
-                                    }
-                                    Some(Ok(_)) => {}
+                                let text = match ws.next().await {
+                                    Some(Ok(Message::Text(t))) => t.to_string(),
+                                    Some(Ok(Message::Pong(_))) => "PONG".to_string(),
+                                    Some(Ok(_)) => continue,
                                     _ => return,
+                                };
+                                log.lock().unwrap().push(text.clone());
+                                if text.contains(want) {
+                                    break;
                                 }
                             },
+                            Ping => {
+                                if ws.send(Message::Ping(b"hb".to_vec().into())).await.is_err() {
+                                    return;
+                                }
+                            }
                             Drop => {
                                 tokio::time::sleep(Duration::from_millis(300)).await;
                                 return;
@@ -292,6 +300,8 @@ fn binance_trades_reconnect_dedupe_and_reject() {
             Drop,
         ],
         vec![
+            Ping,
+            Expect("PONG"),
             Send(r#"{"result":null,"id":1}"#.into()),
             Send(wrapped(
                 "btcusdt@trade",
