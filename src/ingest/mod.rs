@@ -30,6 +30,7 @@
 //! - **Summary.** On exit (Ctrl-C, SIGTERM or `--max-ticks`) the producer is
 //!   flushed and a JSON [`Summary`] of the counters is printed.
 
+mod backoff;
 pub mod binance;
 pub mod cli;
 pub mod coinbase;
@@ -37,18 +38,22 @@ pub mod coingecko;
 pub mod fields;
 pub mod kraken;
 pub mod rest;
+mod tracker;
+mod ws;
 
-use std::collections::{BTreeSet, HashMap};
+pub use backoff::Backoff;
+pub use tracker::{Seen, Tracker};
+pub use ws::{run_websocket, WsVenue};
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dataflows::sim::Rng;
 use dataflows::tick::{decode, DecimalWireTick, Position, Side, ValidationLimits};
-use futures::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
+use crate::decimal::Decimal;
 use crate::kafka::{self, TickProducer};
+pub use fields::Malformed;
 
 /// Errors that stop a connector (bad input frames never do: they are rejects).
 #[derive(Debug, thiserror::Error)]
@@ -79,12 +84,7 @@ pub enum Error {
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
-use crate::decimal::Decimal;
-use crate::pipeline::Stop;
-pub use fields::Malformed;
 
-/// Trade ids remembered per symbol for duplicate detection.
-const SEEN_IDS: usize = 10_000;
 /// Raw frames kept in a reject are cut to this many bytes.
 const MAX_REJECT_PAYLOAD: usize = 4096;
 
@@ -215,110 +215,6 @@ pub struct Summary {
     pub venue_errors: u64,
     /// Connections (or polls) that failed and were retried.
     pub reconnects: u64,
-}
-
-/// Duplicate and gap tracking of trade ids per symbol.
-#[derive(Default)]
-pub struct Tracker {
-    // Looked up by symbol only; its order never reaches output.
-    series: HashMap<String, Series>,
-}
-
-#[derive(Default)]
-struct Series {
-    last: Option<u64>,
-    seen: BTreeSet<u64>,
-}
-
-/// What the tracker made of one trade id.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Seen {
-    /// Not seen before; `missing` ids were skipped since the previous one.
-    New {
-        /// Ids jumped over (0 when consecutive).
-        missing: u64,
-        /// The id is lower than one already seen.
-        out_of_order: bool,
-    },
-    /// Seen before: drop it.
-    Duplicate,
-}
-
-impl Tracker {
-    /// Records `id` for `symbol`. `consecutive` says whether the venue's ids
-    /// increase by one per trade (only then are jumps gaps).
-    pub fn observe(&mut self, symbol: &str, id: u64, consecutive: bool) -> Seen {
-        let s = self.series.entry(symbol.to_string()).or_default();
-        if !s.seen.insert(id) {
-            return Seen::Duplicate;
-        }
-        if s.seen.len() > SEEN_IDS {
-            s.seen.pop_first();
-        }
-        let (missing, out_of_order) = match s.last {
-            Some(last) if id < last => (0, true),
-            Some(last) if consecutive => (id - last - 1, false),
-            _ => (0, false),
-        };
-        s.last = Some(s.last.map_or(id, |l| l.max(id)));
-        Seen::New {
-            missing,
-            out_of_order,
-        }
-    }
-
-    /// A heartbeat saying the newest trade of `symbol` is `last_id`: the
-    /// number of trades announced but never received (and now given up).
-    pub fn heartbeat(&mut self, symbol: &str, last_id: u64) -> u64 {
-        let Some(s) = self.series.get_mut(symbol) else {
-            return 0;
-        };
-        match s.last {
-            Some(last) if last_id > last => {
-                s.last = Some(last_id);
-                last_id - last
-            }
-            _ => 0,
-        }
-    }
-}
-
-/// Jittered exponential reconnect delays.
-pub struct Backoff {
-    attempt: u32,
-    max: Duration,
-    rng: Rng,
-}
-
-/// First reconnect delay bound.
-const BACKOFF_BASE: Duration = Duration::from_millis(250);
-
-impl Backoff {
-    /// Delays up to `max`.
-    pub fn new(max: Duration) -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Backoff {
-            attempt: 0,
-            max,
-            rng: Rng::new(seed),
-        }
-    }
-
-    /// The next delay: uniform in [½, 1] × min(max, 250 ms × 2^attempt).
-    pub fn next_delay(&mut self) -> Duration {
-        let bound = BACKOFF_BASE
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt += 1;
-        bound.mul_f64(0.5 + 0.5 * self.rng.uniform())
-    }
-
-    /// A connection worked: start again from the smallest delay.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
 }
 
 /// Wall-clock epoch ms.
@@ -533,159 +429,5 @@ impl<'s> Ingestor<'s> {
         self.sink.flush()?;
         info!(summary = ?self.summary, "ingest finished");
         Ok(self.summary)
-    }
-}
-
-/// A venue spoken over a websocket.
-pub trait WsVenue {
-    /// Lowercase venue name, the `exchange` of its ticks.
-    fn exchange(&self) -> &'static str;
-    /// The URL to connect to.
-    fn url(&self) -> String;
-    /// Text frames to send after connecting (subscriptions).
-    fn subscriptions(&self) -> Vec<String>;
-    /// Parses one text frame.
-    fn parse(&self, text: &str) -> std::result::Result<Frame, Malformed>;
-}
-
-/// Runs a websocket venue until `stop` or `--max-ticks`: connect, subscribe,
-/// read; reconnect with backoff on any failure or silence.
-pub async fn run_websocket(
-    venue: &dyn WsVenue,
-    ingest: &mut Ingestor<'_>,
-    stop: &Stop,
-) -> Result<()> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let exchange = venue.exchange();
-    let limits = ingest.limits.clone();
-    let mut backoff = Backoff::new(limits.backoff_max);
-    let url = venue.url();
-    while !stop.is_set() && !ingest.done() {
-        let received = match connect_and_read(venue, &url, ingest, &limits, stop).await {
-            Ok(received) => {
-                info!(exchange, url = %url, received, "connection ended");
-                received
-            }
-            Err(ConnError::Ws(e, received)) => {
-                warn!(exchange, url = %url, error = %e, received, "connection failed");
-                received
-            }
-            Err(ConnError::Kafka(e)) => return Err(e.into()),
-        };
-        if stop.is_set() || ingest.done() {
-            break;
-        }
-        if received > 0 {
-            backoff.reset();
-        }
-        ingest.reconnecting();
-        let delay = backoff.next_delay();
-        info!(
-            exchange,
-            delay_ms = delay.as_millis() as u64,
-            "reconnecting"
-        );
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.wait() => {}
-        }
-    }
-    Ok(())
-}
-
-enum ConnError {
-    Ws(String, u64),
-    Kafka(kafka::Error),
-}
-
-/// One connection's life; returns how many frames it delivered.
-async fn connect_and_read(
-    venue: &dyn WsVenue,
-    url: &str,
-    ingest: &mut Ingestor<'_>,
-    limits: &RunLimits,
-    stop: &Stop,
-) -> std::result::Result<u64, ConnError> {
-    let ws_err = |e: &dyn std::fmt::Display, n| ConnError::Ws(e.to_string(), n);
-    let connect = tokio_tungstenite::connect_async(url);
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
-        .await
-        .map_err(|_| ws_err(&"connect timed out after 10 s", 0))?
-        .map_err(|e| ws_err(&e, 0))?;
-    info!(exchange = venue.exchange(), url, "connected");
-    for sub in venue.subscriptions() {
-        ws.send(Message::text(sub))
-            .await
-            .map_err(|e| ws_err(&e, 0))?;
-    }
-    let mut received = 0u64;
-    loop {
-        let next = tokio::select! {
-            next = tokio::time::timeout(limits.stale_after, ws.next()) => next,
-            _ = stop.wait() => {
-                let _ = ws.close(None).await;
-                return Ok(received);
-            }
-        };
-        let msg = match next {
-            Err(_) => {
-                let silent = format!("no frame for {:?}", limits.stale_after);
-                return Err(ws_err(&silent, received));
-            }
-            Ok(None) => return Ok(received),
-            Ok(Some(Err(e))) => return Err(ws_err(&e, received)),
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let text = match msg {
-            Message::Text(t) => t.to_string(),
-            Message::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
-            Message::Close(_) => return Ok(received),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-        };
-        received += 1;
-        let parsed = venue.parse(&text);
-        ingest.frame(&text, parsed).map_err(ConnError::Kafka)?;
-        if ingest.done() {
-            let _ = ws.close(None).await;
-            return Ok(received);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tracker_drops_duplicates_and_finds_gaps() {
-        let mut t = Tracker::default();
-        let new = |missing, out_of_order| Seen::New {
-            missing,
-            out_of_order,
-        };
-        assert_eq!(t.observe("A-B", 10, true), new(0, false));
-        assert_eq!(t.observe("A-B", 11, true), new(0, false));
-        assert_eq!(t.observe("A-B", 11, true), Seen::Duplicate);
-        assert_eq!(t.observe("A-B", 15, true), new(3, false));
-        assert_eq!(t.observe("A-B", 13, true), new(0, true));
-        assert_eq!(t.observe("A-B", 13, true), Seen::Duplicate);
-        assert_eq!(t.observe("C-D", 11, true), new(0, false));
-        // Not consecutive: jumps are normal.
-        assert_eq!(t.observe("E-F", 100, false), new(0, false));
-        assert_eq!(t.observe("E-F", 160, false), new(0, false));
-        assert_eq!(t.heartbeat("A-B", 15), 0);
-        assert_eq!(t.heartbeat("A-B", 18), 3);
-        assert_eq!(t.observe("A-B", 19, true), new(0, false));
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(2));
-        let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
-        assert!(d[0] >= Duration::from_millis(125) && d[0] <= BACKOFF_BASE);
-        assert!(d[3] >= Duration::from_millis(1000));
-        assert!(d.iter().all(|x| *x <= Duration::from_secs(2)));
-        b.reset();
-        assert!(b.next_delay() <= BACKOFF_BASE);
     }
 }
