@@ -266,6 +266,54 @@ async fn route(
     summary
 }
 
+/// While a cluster's processes connect, timely's networking reports progress
+/// ("awaiting connections (at 0/1)") with `println!`. Pointing stdout at
+/// stderr for that time keeps stdout for the JSON summary scripts read. The
+/// sockets are all connected when `timely::execute` returns, and timely
+/// prints nothing after, so the guard is dropped right then.
+struct StdoutToStderr {
+    #[cfg(unix)]
+    saved: Option<std::os::fd::OwnedFd>,
+}
+
+impl StdoutToStderr {
+    fn during_cluster_start(cluster: bool) -> Self {
+        #[cfg(unix)]
+        {
+            use std::io::Write;
+            use std::os::fd::{AsFd, AsRawFd};
+            let saved = cluster
+                .then(|| std::io::stdout().as_fd().try_clone_to_owned().ok())
+                .flatten();
+            if saved.is_some() {
+                let _ = std::io::stdout().flush();
+                // SAFETY: dup2 on the process's own standard descriptors,
+                // both open for the life of the process.
+                unsafe { libc::dup2(std::io::stderr().as_raw_fd(), std::io::stdout().as_raw_fd()) };
+            }
+            StdoutToStderr { saved }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = cluster;
+            StdoutToStderr {}
+        }
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = self.saved.take() {
+            use std::io::Write;
+            use std::os::fd::AsRawFd;
+            let _ = std::io::stdout().flush();
+            // SAFETY: as above; `saved` is a valid descriptor we own.
+            unsafe { libc::dup2(saved.as_raw_fd(), std::io::stdout().as_raw_fd()) };
+        }
+    }
+}
+
 /// A stop signal shared by the workers, the router and the HTTP server.
 #[derive(Clone, Default)]
 pub struct Stop(Arc<(AtomicBool, tokio::sync::Notify)>);
@@ -350,6 +398,8 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         opts.from,
         opts.until_end,
     );
+    // timely prints its connection progress to stdout; keep stdout for the summary.
+    let quiet = StdoutToStderr::during_cluster_start(opts.cluster.processes > 1);
     let guards = timely::execute(config, move |worker| -> std::result::Result<(), String> {
         let (index, peers) = (worker.index(), worker.peers());
         let reader = KafkaReader::new(
@@ -379,6 +429,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         Ok(())
     })
     .map_err(Error::Timely)?;
+    drop(quiet);
 
     // Workers finish on stop or at the end of a bounded run; the channel
     // closes when their closure (holding the sender) is dropped.
