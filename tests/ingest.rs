@@ -401,12 +401,12 @@ fn binance_backfills_closed_klines_over_rest_then_streams() {
             "0"
         ])
     };
-    // Two closed minutes (one up, one down) and one not closed yet (a
-    // minute ahead, so it stays open however slowly the test starts).
+    // Two closed minutes (one up, one down; well past the 5 s margin); the
+    // handler adds the minute in progress when the request comes, as
+    // Binance does.
     let klines = json!([
-        kline(minute - 120_000, "100.00", "101.50", "99.50", "101.00"),
-        kline(minute - 60_000, "101.00", "101.20", "100.10", "100.50"),
-        kline(minute + 60_000, "100.50", "100.60", "100.40", "100.55"),
+        kline(minute - 180_000, "100.00", "101.50", "99.50", "101.00"),
+        kline(minute - 120_000, "101.00", "101.20", "100.10", "100.50"),
     ]);
     type Shared = Arc<(Value, Mutex<Vec<HashMap<String, String>>>)>;
     let shared: Shared = Arc::new((klines, Mutex::new(Vec::new())));
@@ -415,7 +415,27 @@ fn binance_backfills_closed_klines_over_rest_then_streams() {
         Query(q): Query<HashMap<String, String>>,
     ) -> axum::Json<Value> {
         s.1.lock().unwrap().push(q);
-        axum::Json(s.0.clone())
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let open = now / 60_000 * 60_000;
+        let mut rows = s.0.as_array().unwrap().clone();
+        rows.push(json!([
+            open,
+            "100.50",
+            "100.60",
+            "100.40",
+            "100.55",
+            "4.0",
+            open + 59_999,
+            "1.0",
+            7,
+            "2.0",
+            "1.0",
+            "0"
+        ]));
+        axum::Json(Value::Array(rows))
     }
     let app = axum::Router::new()
         .route("/api/v3/klines", axum::routing::get(klines_route))
@@ -446,7 +466,7 @@ fn binance_backfills_closed_klines_over_rest_then_streams() {
             (s("trade_id"), s("price"), s("size"))
         })
         .collect();
-    let (a, b) = (minute - 120_000, minute - 60_000);
+    let (a, b) = (minute - 180_000, minute - 120_000);
     let want: Vec<(String, String, String)> = [
         // Up bar: open, low, high, close; down bar: open, high, low, close.
         (format!("{a}-0"), "100", "1"),
@@ -503,7 +523,7 @@ fn coinbase_matches_tickers_heartbeats_and_reconnect() {
             Send(coinbase_match("last_match", 10, "42000.00", "buy")),
             Send(coinbase_match("match", 11, "42000.50", "sell")),
             Send(heartbeat(11)),
-            // The ticker repeats trade 11: a duplicate.
+            // A ticker (it repeats trade 11): a quote, not a second trade.
             Send(json!({"type":"ticker","sequence":111,"product_id":"BTC-USD","price":"42000.50","best_bid":"42000.49","best_ask":"42000.51","side":"buy","time":"2024-01-02T03:04:11.123456Z","trade_id":11,"last_size":"0.01"}).to_string()),
             Send(coinbase_match("match", 12, "0", "sell")),
             Send(r#"{"type":"match","trade_id":13,"#.into()),
@@ -513,6 +533,9 @@ fn coinbase_matches_tickers_heartbeats_and_reconnect() {
         vec![
             Expect(r#""type":"subscribe""#),
             Send(subscribed.into()),
+            // The last match after subscribing: trade 14, which the
+            // heartbeat announced before the disconnect.
+            Send(coinbase_match("last_match", 14, "42000.75", "sell")),
             Send(json!({"type":"ticker","sequence":150,"product_id":"BTC-USD","price":"42001.00","best_bid":"42000.99","best_ask":"42001.01","time":"2024-01-02T03:04:14.5Z"}).to_string()),
             Send(r#"{"type":"error","message":"Failed to subscribe","reason":"XYZ-USD is not a valid product"}"#.into()),
             Send(coinbase_match("match", 15, "42001.00", "buy")),
@@ -527,11 +550,17 @@ fn coinbase_matches_tickers_heartbeats_and_reconnect() {
             "--ws-url",
             &fake.url("/"),
         ],
-        4,
+        5,
     );
     assert_eq!(
         ids(&out.ticks),
-        ["BTC-USD:10", "BTC-USD:11", "BTC-USD:15", "BTC-USD:16"]
+        [
+            "BTC-USD:10",
+            "BTC-USD:11",
+            "BTC-USD:14",
+            "BTC-USD:15",
+            "BTC-USD:16"
+        ]
     );
     // `side` on matches is the maker's: maker buy = taker sell.
     let sides: Vec<&str> = out
@@ -539,7 +568,7 @@ fn coinbase_matches_tickers_heartbeats_and_reconnect() {
         .iter()
         .map(|t| t["side"].as_str().unwrap())
         .collect();
-    assert_eq!(sides, ["sell", "buy", "sell", "buy"]);
+    assert_eq!(sides, ["sell", "buy", "buy", "sell", "buy"]);
     assert_eq!(out.ticks[1]["price"], "42000.5");
     assert_eq!(out.ticks[0]["ts"], 1_704_164_650_123u64);
     assert_eq!(reasons(&out.rejects), ["malformed_json", "non_positive"]);
@@ -555,12 +584,13 @@ fn coinbase_matches_tickers_heartbeats_and_reconnect() {
                 "quotes",
                 "venue_errors",
                 "rejected",
-                "reconnects"
+                "reconnects",
+                "out_of_order"
             ]
         ),
         // Trade 12 was rejected and 13 never parsed; the heartbeat saying 14
-        // leaves 13 and 14 missing, and 15 follows on.
-        [4, 1, 1, 2, 2, 1, 1, 2, 1]
+        // leaves 13 and 14 missing; 14 then arrives late, and 15 follows on.
+        [5, 0, 1, 2, 2, 2, 1, 2, 1, 1]
     );
     let subs: Vec<String> = fake
         .log()
@@ -723,8 +753,10 @@ fn coingecko_polls_backfills_and_survives_rate_limits() {
         let ms = 1_711_843_200_000u64;
         let p = if coin == "bitcoin" { 69702.31 } else { 3490.5 };
         format!(
-            r#"{{"prices":[[{ms},{p}],[{},{p}1]],"market_caps":[[{ms},1.3e12]],"total_volumes":[[{ms},2.4e10],[{},2.4e10]]}}"#,
+            r#"{{"prices":[[{ms},{p}],[{},{p}1],[{},{p}9]],"market_caps":[[{ms},1.3e12]],"total_volumes":[[{ms},2.4e10],[{},2.4e10]]}}"#,
             ms + 300_000,
+            // The last point is "now" (off the 5-minute grid): not backfilled.
+            ms + 301_234,
             ms + 300_000
         )
     }

@@ -11,7 +11,10 @@
 //! klines of the last N minutes come from REST `/api/v3/klines` (pages of
 //! 1,000) and each becomes the four ticks `replay` makes of a kline
 //! ([`crate::replay::rows`]), so a backfill and a replay of the same dump
-//! give identical ticks. The minute in progress is left to the stream.
+//! give identical ticks. A kline counts as closed 5 s after its end by the
+//! local clock (in case it runs ahead of Binance's). Trades between the last
+//! closed kline and the stream's first trade are not fetched, so the bar of
+//! that minute is partial.
 
 use dataflows::tick::{Side, ValidationLimits};
 use serde_json::value::RawValue;
@@ -30,6 +33,9 @@ pub const DEFAULT_REST: &str = "https://api.binance.com";
 /// Klines per REST page (Binance's maximum).
 const KLINES_PAGE: usize = 1000;
 const MINUTE_MS: u64 = 60_000;
+/// A kline counts as closed this long after its end by the local clock, in
+/// case that clock runs ahead of Binance's.
+const CLOSE_MARGIN_MS: u64 = 5_000;
 
 /// The Binance trade-stream venue.
 pub struct Binance {
@@ -90,7 +96,7 @@ impl Binance {
                     rest_base.trim_end_matches('/')
                 );
                 let Some(body) =
-                    rest::get_retrying(&client, &url, ingest, &mut backoff, stop).await
+                    rest::get_retrying(&client, &url, ingest, &mut backoff, stop).await?
                 else {
                     return Ok(());
                 };
@@ -109,8 +115,9 @@ impl Binance {
                     let fields: Vec<&str> = row.iter().map(|v| v.get().trim_matches('"')).collect();
                     let line = fields.join(",");
                     let ticks = binance_bar(&line).and_then(|bar| {
-                        next = Some(bar.open_ms + bar.interval_ms);
-                        if bar.open_ms + bar.interval_ms > now {
+                        let end = bar.open_ms.saturating_add(bar.interval_ms);
+                        next = Some(end);
+                        if end.saturating_add(CLOSE_MARGIN_MS) > now {
                             return Ok(Vec::new());
                         }
                         bars += 1;
@@ -125,8 +132,9 @@ impl Binance {
                         Err(why) => ingest.reject(&line, &Malformed::new("bad_field", why))?,
                     }
                 }
+                // Only forward: a server ignoring `startTime` cannot loop us.
                 match next {
-                    Some(n) if rows.len() == KLINES_PAGE && n < now => start = n,
+                    Some(n) if rows.len() == KLINES_PAGE && n < now && n > start => start = n,
                     _ => break,
                 }
             }
@@ -164,7 +172,7 @@ impl WsVenue for Binance {
             return Ok(Frame::VenueError(f.opt_str("msg").unwrap_or_default()));
         }
         match f.str("e")?.as_str() {
-            "trade" => parse_trade(&f).map(|t| Frame::Trades(vec![t])),
+            "trade" => parse_trade(&f).map(|t| Frame::Trades(vec![Ok(t)])),
             other => Err(Malformed::new(
                 "unknown_message",
                 format!("unexpected event type `{other}`"),
@@ -208,10 +216,13 @@ mod tests {
         };
         assert_eq!(
             venue().parse(bare).unwrap(),
-            Frame::Trades(vec![want.clone()])
+            Frame::Trades(vec![Ok(want.clone())])
         );
         let wrapped = format!(r#"{{"stream":"bnbbtc@trade","data":{bare}}}"#);
-        assert_eq!(venue().parse(&wrapped).unwrap(), Frame::Trades(vec![want]));
+        assert_eq!(
+            venue().parse(&wrapped).unwrap(),
+            Frame::Trades(vec![Ok(want)])
+        );
         assert_eq!(
             venue().url(),
             "ws://x/stream?streams=bnbbtc@trade/ethusdt@trade"

@@ -3,9 +3,10 @@
 //!
 //! - `match` / `last_match`: `side` is the MAKER's side, so `sell` means the
 //!   taker bought; the tick carries the taker side.
-//! - `ticker`: reports the last trade (`trade_id`, `last_size`, taker `side`);
-//!   it becomes a tick too and the copy of a trade already seen on `matches`
-//!   is dropped as a duplicate by trade id. A ticker without a trade is a quote.
+//! - `ticker`: best bid/ask and the last trade, batched and not ordered
+//!   against `matches`; validated and counted as a quote. Its trade is the
+//!   one `matches` already delivers, and feeding both to the trade-id
+//!   tracker would report false gaps.
 //! - `heartbeat`: carries `last_trade_id`; when it is ahead of the newest
 //!   trade received, the trades in between were dropped — a gap.
 //!
@@ -81,17 +82,13 @@ impl WsVenue for Coinbase {
                     "buy" => Side::Sell,
                     other => return Err(bad_side(other)),
                 };
-                trade(&f, "size", side).map(|t| Frame::Trades(vec![t]))
-            }
-            "ticker" if f.has("trade_id") && f.has("last_size") => {
-                let side = match f.str("side")?.as_str() {
-                    "buy" => Side::Buy,
-                    "sell" => Side::Sell,
-                    other => return Err(bad_side(other)),
-                };
-                trade(&f, "last_size", side).map(|t| Frame::Trades(vec![t]))
+                trade(&f, "size", side).map(|t| Frame::Trades(vec![Ok(t)]))
             }
             "ticker" => {
+                let product = f.str("product_id")?;
+                if !dataflows::tick::is_canonical_symbol(&product) {
+                    return Err(Malformed::new("bad_symbol", format!("product `{product}`")));
+                }
                 f.decimal("price")?;
                 Ok(Frame::Quote)
             }
@@ -144,6 +141,7 @@ mod tests {
         let Frame::Trades(t) = venue().parse(m).unwrap() else {
             panic!()
         };
+        let t: Vec<Trade> = t.into_iter().map(Result::unwrap).collect();
         assert_eq!(t[0].side, Side::Buy);
         assert_eq!(t[0].price.to_string(), "400.23");
         assert_eq!(t[0].size.to_string(), "5.23512");
@@ -152,12 +150,9 @@ mod tests {
     }
 
     #[test]
-    fn ticker_side_is_the_takers_and_heartbeats_carry_ids() {
+    fn tickers_are_quotes_and_heartbeats_carry_ids() {
         let t = r#"{"type":"ticker","sequence":37475248783,"product_id":"ETH-USD","price":"1285.22","best_bid":"1285.04","best_ask":"1285.27","side":"buy","time":"2022-10-19T23:28:22.061769Z","trade_id":370843401,"last_size":"11.4396987"}"#;
-        let Frame::Trades(t) = venue().parse(t).unwrap() else {
-            panic!()
-        };
-        assert_eq!((t[0].side, t[0].trade_id), (Side::Buy, 370_843_401));
+        assert_eq!(venue().parse(t).unwrap(), Frame::Quote);
         let hb = r#"{"type":"heartbeat","sequence":90,"last_trade_id":20,"product_id":"BTC-USD","time":"2014-11-07T08:19:28.464459Z"}"#;
         assert_eq!(
             venue().parse(hb).unwrap(),

@@ -19,7 +19,8 @@
 //! `Retry-After` (or the backoff), other failures back off with jitter.
 //! `--backfill-days N` first loads `/coins/{id}/market_chart` for each coin
 //! (5-minute points for 1 day, hourly up to 90 days) as the same kind of
-//! reference ticks. Coin ids map to tickers through
+//! reference ticks, all but the last point (usually "now", not a bucket,
+//! and newer than what the first poll reports). Coin ids map to tickers through
 //! [`crate::symbols::COINGECKO_IDS`].
 
 use std::collections::HashMap;
@@ -33,7 +34,6 @@ use super::fields::{Fields, Malformed};
 use super::rest;
 use super::{Backoff, Error, Ingestor, RunLimits, Sink, Summary, Trade};
 use crate::decimal::Decimal;
-use crate::kafka;
 use crate::pipeline::Stop;
 use crate::symbols::coingecko_canonical;
 
@@ -125,12 +125,21 @@ impl CoinGecko {
         if price.is_zero() {
             return Err(Malformed::new("non_positive", "price is zero"));
         }
+        let ts_ms = ts_s
+            .checked_mul(1000)
+            .ok_or_else(|| Malformed::new("bad_field", format!("time {ts_s} s is out of range")))?;
+        // An estimate, so clamped to what any market could trade.
         let est = vol_24h.unwrap_or(0.0) / price.to_f64() * span_s / DAY_S;
-        let size = if est.is_finite() { est.max(1e-8) } else { 1e-8 };
-        let size = Decimal::parse(&format!("{size:.8}")).expect("a formatted float is a decimal");
+        let size = if est.is_finite() {
+            est.clamp(1e-8, 1e12)
+        } else {
+            1e-8
+        };
+        let size = Decimal::parse(&format!("{size:.8}"))
+            .map_err(|e| Malformed::new("bad_field", format!("volume estimate: {e}")))?;
         let (side, gap_s) = match self.last.get(&symbol) {
             Some((prev_s, prev)) => (
-                if price.to_f64() >= prev.to_f64() {
+                if price >= *prev {
                     Side::Buy
                 } else {
                     Side::Sell
@@ -144,7 +153,7 @@ impl CoinGecko {
         }
         let trade = Trade {
             symbol,
-            ts_ms: ts_s * 1000,
+            ts_ms,
             price,
             size,
             side,
@@ -226,6 +235,9 @@ impl CoinGecko {
             .into_iter()
             .map(|(ms, v)| (ms, v.to_f64()))
             .collect();
+        // The last point is usually "now", not a bucket boundary, and newer
+        // than the price a poll right after would report: leave it to the polls.
+        let prices = &prices[..prices.len().saturating_sub(1)];
         let mut out = Vec::with_capacity(prices.len());
         for (i, (ms, price)) in prices.iter().enumerate() {
             let span_s = i
@@ -261,7 +273,7 @@ impl CoinGecko {
         let url = self.simple_price_url();
         while !stop.is_set() && !ingest.done() {
             let Some(body) =
-                rest::get_retrying(&client, &url, &mut ingest, &mut backoff, stop).await
+                rest::get_retrying(&client, &url, &mut ingest, &mut backoff, stop).await?
             else {
                 break;
             };
@@ -296,14 +308,14 @@ impl CoinGecko {
         ingest: &mut Ingestor<'_>,
         backoff: &mut Backoff,
         stop: &Stop,
-    ) -> kafka::Result<()> {
+    ) -> super::Result<()> {
         for coin in self.coins.clone() {
             for vs in self.vs.clone() {
                 let url = format!(
                     "{}/coins/{coin}/market_chart?vs_currency={vs}&days={}",
                     self.api, self.backfill_days
                 );
-                let Some(body) = rest::get_retrying(client, &url, ingest, backoff, stop).await
+                let Some(body) = rest::get_retrying(client, &url, ingest, backoff, stop).await?
                 else {
                     return Ok(());
                 };
@@ -369,7 +381,7 @@ mod tests {
     #[test]
     fn market_chart_points_become_ticks() {
         let mut p = poller();
-        let body = r#"{"prices":[[1711843200000,69702.31],[1711843500000,69710.5]],"market_caps":[[1711843200000,1.3e12]],"total_volumes":[[1711843200000,2.4e10],[1711843500000,2.4e10]]}"#;
+        let body = r#"{"prices":[[1711843200000,69702.31],[1711843500000,69710.5],[1711843642123,69711.1]],"market_caps":[[1711843200000,1.3e12]],"total_volumes":[[1711843200000,2.4e10],[1711843500000,2.4e10]]}"#;
         let t = p.parse_market_chart("bitcoin", "usd", body).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(

@@ -71,6 +71,9 @@ pub enum Error {
     /// A bad option value.
     #[error("{0}")]
     BadOption(String),
+    /// The venue refused a REST request for good (e.g. an unknown symbol).
+    #[error("the venue refused the request: {0}")]
+    Refused(String),
     /// Producing to Kafka failed.
     #[error(transparent)]
     Kafka(#[from] kafka::Error),
@@ -108,8 +111,9 @@ pub struct Trade {
 /// What one frame from a venue said.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// One or more trades.
-    Trades(Vec<Trade>),
+    /// One or more trades, each read on its own: a bad one is rejected
+    /// without losing the others of the frame.
+    Trades(Vec<std::result::Result<Trade, Malformed>>),
     /// A heartbeat, with the newest trade id of a symbol when the venue says it.
     Heartbeat(Option<(String, u64)>),
     /// Subscription acks, status and other bookkeeping.
@@ -293,7 +297,10 @@ impl<'s> Ingestor<'s> {
             Err(m) => self.reject(raw, &m),
             Ok(Frame::Trades(trades)) => {
                 for t in trades {
-                    self.trade(raw, &t)?;
+                    match t {
+                        Ok(t) => self.trade(raw, &t)?,
+                        Err(m) => self.reject(raw, &m)?,
+                    }
                 }
                 Ok(())
             }
@@ -325,7 +332,7 @@ impl<'s> Ingestor<'s> {
     fn gap(&mut self, symbol: &str, missing: u64, what: &str) {
         if missing > 0 {
             self.summary.gaps += 1;
-            self.summary.missing_trades += missing;
+            self.summary.missing_trades = self.summary.missing_trades.saturating_add(missing);
             warn!(exchange = self.exchange, symbol, missing, "gap: {what}");
         }
     }

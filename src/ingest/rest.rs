@@ -36,6 +36,8 @@ pub struct HttpFailure {
     pub message: String,
     /// `Retry-After` of a 429.
     pub retry_after: Option<Duration>,
+    /// A 4xx other than 408/429: asking again will not help.
+    pub permanent: bool,
 }
 
 /// One GET; the body of a 2xx answer.
@@ -43,6 +45,7 @@ pub async fn get(client: &reqwest::Client, url: &str) -> Result<String, HttpFail
     let fail = |message: String| HttpFailure {
         message,
         retry_after: None,
+        permanent: false,
     };
     let resp = client.get(url).send().await.map_err(|e| fail(chain(&e)))?;
     let status = resp.status();
@@ -56,33 +59,43 @@ pub async fn get(client: &reqwest::Client, url: &str) -> Result<String, HttpFail
         return Err(HttpFailure {
             message: format!("{url}: 429 rate limited"),
             retry_after,
+            permanent: false,
         });
     }
     if !status.is_success() {
-        return Err(fail(format!("{url}: HTTP {status}")));
+        let body = resp.text().await.unwrap_or_default();
+        let body: String = body.chars().take(200).collect();
+        return Err(HttpFailure {
+            message: format!("{url}: HTTP {status} {body}"),
+            retry_after: None,
+            permanent: status.is_client_error() && status.as_u16() != 408,
+        });
     }
     resp.text().await.map_err(|e| fail(chain(&e)))
 }
 
-/// GETs `url` until it succeeds (each failure counted as a reconnect and
-/// followed by the server's `Retry-After` or the next backoff delay); None
-/// once `stop` is set.
+/// GETs `url` until it succeeds, each failure counted as a reconnect and
+/// followed by the longer of the server's `Retry-After` and the next backoff
+/// delay. `Ok(None)` once `stop` is set; an error for a request the venue
+/// refuses for good (a 4xx such as an unknown symbol), which no retry fixes.
 pub async fn get_retrying(
     client: &reqwest::Client,
     url: &str,
     ingest: &mut Ingestor<'_>,
     backoff: &mut Backoff,
     stop: &Stop,
-) -> Option<String> {
+) -> super::Result<Option<String>> {
     while !stop.is_set() {
         match get(client, url).await {
             Ok(body) => {
                 backoff.reset();
-                return Some(body);
+                return Ok(Some(body));
             }
+            Err(e) if e.permanent => return Err(super::Error::Refused(e.message)),
             Err(e) => {
                 ingest.reconnecting();
-                let wait = e.retry_after.unwrap_or_else(|| backoff.next_delay());
+                let delay = backoff.next_delay();
+                let wait = e.retry_after.map_or(delay, |r| r.max(delay));
                 warn!(error = %e.message, wait_ms = wait.as_millis() as u64, "rest request failed");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -91,5 +104,5 @@ pub async fn get_retrying(
             }
         }
     }
-    None
+    Ok(None)
 }

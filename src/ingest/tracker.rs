@@ -46,8 +46,10 @@ impl Tracker {
         if s.seen.len() > SEEN_IDS {
             s.seen.pop_first();
         }
+        // An id at or below the newest known one arrives late: below it, a
+        // higher id came first; equal to it, a heartbeat announced it.
         let (missing, out_of_order) = match s.last {
-            Some(last) if id < last => (0, true),
+            Some(last) if id <= last => (0, true),
             Some(last) if consecutive => (id - last - 1, false),
             _ => (0, false),
         };
@@ -98,5 +100,10 @@ mod tests {
         assert_eq!(t.heartbeat("A-B", 15), 0);
         assert_eq!(t.heartbeat("A-B", 18), 3);
         assert_eq!(t.observe("A-B", 19, true), new(0, false));
+        // A trade a heartbeat announced, arriving after all (e.g. Coinbase's
+        // `last_match` after a reconnect): late, not a gap, no underflow.
+        assert_eq!(t.heartbeat("A-B", 21), 2);
+        assert_eq!(t.observe("A-B", 21, true), new(0, true));
+        assert_eq!(t.observe("A-B", 22, true), new(0, false));
     }
 }

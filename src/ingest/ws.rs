@@ -38,21 +38,21 @@ pub async fn run_websocket(
     let mut backoff = Backoff::new(limits.backoff_max);
     let url = venue.url();
     while !stop.is_set() && !ingest.done() {
-        let received = match connect_and_read(venue, &url, ingest, &limits, stop).await {
-            Ok(received) => {
-                info!(exchange, url = %url, received, "connection ended");
-                received
-            }
+        let (ticks_before, started) = (ingest.summary().ticks, std::time::Instant::now());
+        match connect_and_read(venue, &url, ingest, &limits, stop).await {
+            Ok(received) => info!(exchange, url = %url, received, "connection ended"),
             Err(ConnError::Ws(e, received)) => {
-                warn!(exchange, url = %url, error = %e, received, "connection failed");
-                received
+                warn!(exchange, url = %url, error = %e, received, "connection failed")
             }
             Err(ConnError::Kafka(e)) => return Err(e.into()),
-        };
+        }
         if stop.is_set() || ingest.done() {
             break;
         }
-        if received > 0 {
+        // Only a connection that worked resets the delays: one that sent
+        // ticks or stayed up a while. An ack followed by a close, or a
+        // refused subscription, keeps backing off.
+        if ingest.summary().ticks > ticks_before || started.elapsed() >= HEALTHY_AFTER {
             backoff.reset();
         }
         ingest.reconnecting();
@@ -69,6 +69,9 @@ pub async fn run_websocket(
     }
     Ok(())
 }
+
+/// A connection up this long counts as working even without trades.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 enum ConnError {
     Ws(String, u64),
@@ -96,9 +99,12 @@ async fn connect_and_read(
             .map_err(|e| ws_err(&e, 0))?;
     }
     let mut received = 0u64;
+    // Silence is judged on data frames: pings (all Binance sends when idle)
+    // do not prove the subscription is alive.
+    let mut deadline = tokio::time::Instant::now() + limits.stale_after;
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout(limits.stale_after, ws.next()) => next,
+            next = tokio::time::timeout_at(deadline, ws.next()) => next,
             _ = stop.wait() => {
                 let _ = ws.close(None).await;
                 return Ok(received);
@@ -106,7 +112,7 @@ async fn connect_and_read(
         };
         let msg = match next {
             Err(_) => {
-                let silent = format!("no frame for {:?}", limits.stale_after);
+                let silent = format!("no data frame for {:?}", limits.stale_after);
                 return Err(ws_err(&silent, received));
             }
             Ok(None) => return Ok(received),
@@ -120,6 +126,7 @@ async fn connect_and_read(
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         received += 1;
+        deadline = tokio::time::Instant::now() + limits.stale_after;
         let parsed = venue.parse(&text);
         ingest.frame(&text, parsed).map_err(ConnError::Kafka)?;
         if ingest.done() {
