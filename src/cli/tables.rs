@@ -66,8 +66,9 @@ pub enum TablesCommand {
         /// Warehouse root.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
-        /// Retention window in hours.
-        #[arg(long, default_value_t = 168)]
+        /// Retention window in hours (at least 1: files a running pipeline or
+        /// compaction has written but not yet committed must survive).
+        #[arg(long, default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=876_000))]
         retention_hours: u64,
     },
 }

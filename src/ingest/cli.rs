@@ -160,8 +160,10 @@ pub fn run(args: IngestArgs) -> Result<Summary> {
             interval_s,
             backfill_days,
         } => {
-            if !(interval_s.is_finite() && interval_s >= 0.1) {
-                return Err(Error::BadOption("--interval-s must be at least 0.1".into()));
+            if !(0.1..=86_400.0).contains(&interval_s) {
+                return Err(Error::BadOption(
+                    "--interval-s must be between 0.1 and 86400".into(),
+                ));
             }
             let interval = Duration::from_secs_f64(interval_s);
             Built::Poll(CoinGecko::new(

@@ -162,7 +162,8 @@ impl Pacer {
         let Some(speed) = self.speed else { return };
         let (t0, w0) = *self.anchor.get_or_insert((ts_ms, Instant::now()));
         let ahead = ts_ms.saturating_sub(t0) as f64 / 1000.0 / speed;
-        let due = w0 + Duration::from_secs_f64(ahead);
+        // Capped (at ~31 years) so an absurdly slow --speed cannot overflow.
+        let due = w0 + Duration::from_secs_f64(ahead.min(1e9));
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);

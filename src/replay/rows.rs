@@ -301,11 +301,13 @@ pub fn bar_ticks(
     } else {
         [open, high, low, close]
     };
+    // Saturating: an absurd interval gives absurd times, which the decoder
+    // then rejects with a reason instead of an overflow.
     let times = [
         *open_ms,
-        open_ms + interval_ms / 3,
-        open_ms + 2 * interval_ms / 3,
-        open_ms + interval_ms - 1,
+        open_ms.saturating_add(interval_ms / 3),
+        open_ms.saturating_add(interval_ms / 3 * 2 + interval_ms % 3 * 2 / 3),
+        open_ms.saturating_add(*interval_ms).saturating_sub(1),
     ];
     let size = volume.quarter().to_string();
     let mut out = Vec::with_capacity(4);
