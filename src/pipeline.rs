@@ -318,6 +318,12 @@ impl Drop for StdoutToStderr {
 #[derive(Clone, Default)]
 pub struct Stop(Arc<(AtomicBool, tokio::sync::Notify)>);
 
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Stop").field(&self.is_set()).finish()
+    }
+}
+
 impl Stop {
     /// A fresh, unset signal.
     pub fn new() -> Self {

@@ -271,3 +271,52 @@ fn progress_bar_only_on_a_terminal() {
     assert!(piped.status.success());
     assert!(!String::from_utf8_lossy(&piped.stderr).contains("rows/s"));
 }
+
+#[test]
+fn a_paced_replay_stops_on_sigterm_and_delivers_what_it_sent() {
+    let dir = common::temp_dir("cryptoflow-replay-stop");
+    let (_broker, brokers, topic) = common::broker_with_topic(&dir, 2);
+    // Two ticks an hour apart at real-time speed: the second is never due.
+    let file = dir.join("slow.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            JSONL[0],
+            JSONL[0].replace("1732492800123", "1732496400123")
+        ),
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args([
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &topic,
+            "--speed",
+            "1",
+        ])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first tick is on the topic, ask the replay to stop.
+    read_back(&brokers, &topic, 1);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(summary["ticks"], 1, "{summary}");
+    assert_eq!(summary["delivered"], 1, "{summary}");
+}

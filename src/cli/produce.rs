@@ -167,6 +167,23 @@ pub struct ReplayArgs {
     max_future_ms: u64,
 }
 
+/// A stop set by Ctrl-C or SIGTERM (watched from a thread of its own, as the
+/// producing commands are synchronous).
+fn stop_on_signal() -> Stop {
+    let stop = Stop::new();
+    let signal_stop = stop.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(shutdown_signal());
+            signal_stop.trigger();
+        }
+    });
+    stop
+}
+
 /// `cryptoflow simulate`: the seeded simulator into the topic, until
 /// `--ticks`, Ctrl-C or SIGTERM.
 pub fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
@@ -188,17 +205,7 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         start_ms,
     } = a;
     kafka::prepare_topic(&brokers, &topic, partitions)?;
-    let stop = Stop::new();
-    let signal_stop = stop.clone();
-    std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            rt.block_on(shutdown_signal());
-            signal_stop.trigger();
-        }
-    });
+    let stop = stop_on_signal();
     let symbols = match symbol_count {
         Some(n) => dataflows::sim::generated_symbols(n as usize),
         None => symbols,
@@ -305,6 +312,7 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         producer: producer.options(),
         max_future_ms,
+        stop: stop_on_signal(),
     })?;
     println!("{}", serde_json::to_string(&summary)?);
     eprintln!(

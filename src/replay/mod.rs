@@ -37,6 +37,7 @@ use tracing::warn;
 
 use crate::files::open_buffered;
 use crate::kafka::{self, ProducerOptions, TickProducer};
+use crate::pipeline::Stop;
 use plan::{name, plan};
 
 /// Errors of a replay. `Row` prints as `<file>:<line>: <what>`.
@@ -127,6 +128,8 @@ pub struct ReplayOptions {
     pub producer: ProducerOptions,
     /// Allowed event-time skew ahead of the wall clock, ms (as `run`'s `--max-future-ms`).
     pub max_future_ms: u64,
+    /// Ctrl-C / SIGTERM: stop reading, deliver what was sent, report.
+    pub stop: Stop,
 }
 
 /// What a replay did.
@@ -146,6 +149,8 @@ pub struct ReplaySummary {
     pub delivered: u64,
     /// Wall seconds.
     pub seconds: f64,
+    /// Stopped by a signal before the last file's end.
+    pub interrupted: bool,
 }
 
 /// Bad rows logged one by one before only counting.
@@ -158,15 +163,19 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn wait(&mut self, ts_ms: u64) {
+    /// Sleeps until `ts_ms` is due, in short steps so `stop` is noticed.
+    fn wait(&mut self, ts_ms: u64, stop: &Stop) {
         let Some(speed) = self.speed else { return };
         let (t0, w0) = *self.anchor.get_or_insert((ts_ms, Instant::now()));
         let ahead = ts_ms.saturating_sub(t0) as f64 / 1000.0 / speed;
         // Capped (at ~31 years) so an absurdly slow --speed cannot overflow.
         let due = w0 + Duration::from_secs_f64(ahead.min(1e9));
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+        loop {
+            let now = Instant::now();
+            if due <= now || stop.is_set() {
+                break;
+            }
+            std::thread::sleep((due - now).min(Duration::from_millis(100)));
         }
     }
 }
@@ -239,6 +248,10 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
             let mut buf = String::new();
             let mut line_no = 0u64;
             loop {
+                if opts.stop.is_set() {
+                    summary.interrupted = true;
+                    return Ok(());
+                }
                 buf.clear();
                 let read = reader.read_line(&mut buf).map_err(|e| Error::Row {
                     file: file.clone(),
@@ -278,7 +291,11 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
                     summary.empty_bars += 1;
                 }
                 for t in ticks {
-                    pacer.wait(t.ts_ms);
+                    pacer.wait(t.ts_ms, &opts.stop);
+                    if opts.stop.is_set() {
+                        summary.interrupted = true;
+                        return Ok(());
+                    }
                     producer.send(&t.key, &t.payload)?;
                     summary.ticks += 1;
                 }
