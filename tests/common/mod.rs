@@ -3,6 +3,8 @@
 //! independent readers (set up by `scripts/setup.sh --with-python`).
 #![allow(dead_code)]
 
+pub mod fake_exchange;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
