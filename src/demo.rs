@@ -43,13 +43,6 @@ pub const DEMO_BAR_MS: u64 = 10_000;
 /// Trade rate per symbol during the replayed history (live: 10/s).
 pub const HISTORY_TRADES_PER_SEC: f64 = 0.5;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// History to replay so that at least one whole UTC day (yesterday) is
 /// evaluated: from the start of yesterday to now.
 pub fn history_ms(now: u64) -> u64 {
@@ -102,7 +95,7 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
         max_speed: false,
         start_ms: None,
         history_ms: if opts.history {
-            history_ms(now_ms())
+            history_ms(crate::now_ms())
         } else {
             0
         },

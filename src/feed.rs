@@ -3,7 +3,7 @@
 //! clock (event time = now) for live use, or as fast as the broker takes
 //! them for loads and benchmarks.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use dataflows::sim::{SimConfig, Simulator};
 use tracing::info;
@@ -71,17 +71,10 @@ pub struct FeedSummary {
     pub seconds: f64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Runs the feed until `max_ticks` or `stop`; flushes before returning.
 pub fn run_sim_feed(opts: &FeedOptions, stop: &Stop) -> kafka::Result<FeedSummary> {
     let producer = TickProducer::with_options(&opts.brokers, &opts.topic, opts.producer)?;
-    let live_start = opts.start_ms.unwrap_or_else(now_ms);
+    let live_start = opts.start_ms.unwrap_or_else(crate::now_ms);
     let start = live_start.saturating_sub(opts.history_ms);
     let mut cfg = opts.sim_config(start);
     let in_history = opts.history_ms > 0;
@@ -106,7 +99,7 @@ pub fn run_sim_feed(opts: &FeedOptions, stop: &Stop) -> kafka::Result<FeedSummar
         if live && !opts.max_speed {
             // Wait until the tick's event time has come (checking stop).
             loop {
-                let now = now_ms();
+                let now = crate::now_ms();
                 if tick.ts_ms <= now || stop.is_set() {
                     break;
                 }

@@ -18,3 +18,11 @@ pub mod state;
 pub mod symbols;
 pub mod tables;
 pub mod warehouse;
+
+/// The wall clock in epoch ms: for pacing, connection bookkeeping and the
+/// "not in the future" bound, never for event time.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

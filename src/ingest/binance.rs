@@ -21,7 +21,8 @@ use serde_json::value::RawValue;
 use tracing::info;
 
 use super::fields::{Fields, Malformed};
-use super::{now_ms, rest, Backoff, Frame, Ingestor, Trade, WsVenue};
+use super::{rest, Backoff, Frame, Ingestor, Trade, WsVenue};
+use crate::now_ms;
 use crate::pipeline::Stop;
 use crate::replay::rows::{bar_ticks, binance_bar};
 use crate::symbols::{binance_stream, canonical};

@@ -45,7 +45,7 @@ pub use backoff::Backoff;
 pub use tracker::{Seen, Tracker};
 pub use ws::{run_websocket, WsVenue};
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dataflows::tick::{decode, DecimalWireTick, Position, Side, ValidationLimits};
 use serde::Serialize;
@@ -53,6 +53,7 @@ use tracing::{debug, info, warn};
 
 use crate::decimal::Decimal;
 use crate::kafka::{self, TickProducer};
+use crate::now_ms;
 pub use fields::Malformed;
 
 /// Errors that stop a connector (bad input frames never do: they are rejects).
@@ -219,13 +220,6 @@ pub struct Summary {
     pub venue_errors: u64,
     /// Connections (or polls) that failed and were retried.
     pub reconnects: u64,
-}
-
-/// Wall-clock epoch ms.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[derive(Serialize)]

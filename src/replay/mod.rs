@@ -29,7 +29,7 @@ pub use plan::parse_interval;
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use dataflows::tick::ValidationLimits;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -211,12 +211,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         .collect::<Result<Vec<_>>>()?;
     kafka::prepare_topic(&opts.brokers, &opts.topic, opts.partitions)?;
     let producer = TickProducer::with_options(&opts.brokers, &opts.topic, opts.producer)?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
     let limits = ValidationLimits {
-        now_ms,
+        now_ms: crate::now_ms(),
         max_future_ms: opts.max_future_ms,
     };
     let pb = progress_bar(opts.progress, plans.iter().map(|p| p.lines).sum());
