@@ -82,7 +82,7 @@ impl WsVenue for Coinbase {
                     "buy" => Side::Sell,
                     other => return Err(bad_side(other)),
                 };
-                trade(&f, "size", side).map(|t| Frame::Trades(vec![Ok(t)]))
+                trade(&f, side).map(|t| Frame::Trades(vec![Ok(t)]))
             }
             "ticker" => {
                 let product = f.str("product_id")?;
@@ -112,7 +112,7 @@ fn bad_side(side: &str) -> Malformed {
     )
 }
 
-fn trade(f: &Fields<'_>, size_field: &str, side: Side) -> Result<Trade, Malformed> {
+fn trade(f: &Fields<'_>, side: Side) -> Result<Trade, Malformed> {
     let symbol = f.str("product_id")?;
     if !dataflows::tick::is_canonical_symbol(&symbol) {
         return Err(Malformed::new("bad_symbol", format!("product `{symbol}`")));
@@ -121,7 +121,7 @@ fn trade(f: &Fields<'_>, size_field: &str, side: Side) -> Result<Trade, Malforme
         symbol,
         ts_ms: rfc3339_ms(f, "time")?,
         price: f.decimal("price")?,
-        size: f.decimal(size_field)?,
+        size: f.decimal("size")?,
         side,
         trade_id: f.u64("trade_id")?,
     })

@@ -86,6 +86,13 @@ pub enum Error {
     Runtime(#[from] std::io::Error),
 }
 
+/// Picks rustls's crypto provider for the process (both aws-lc-rs and ring
+/// are compiled in through dependencies, so rustls will not guess). Later
+/// calls are no-ops.
+pub fn use_aws_lc_tls() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -12,7 +12,7 @@ use crate::pipeline::Stop;
 
 /// The HTTP client every REST connector uses.
 pub fn client() -> reqwest::Result<reqwest::Client> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    super::use_aws_lc_tls();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("cryptoflow/", env!("CARGO_PKG_VERSION")))

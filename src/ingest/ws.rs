@@ -32,9 +32,9 @@ pub async fn run_websocket(
     ingest: &mut Ingestor<'_>,
     stop: &Stop,
 ) -> Result<()> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    super::use_aws_lc_tls();
     let exchange = venue.exchange();
-    let limits = ingest.limits.clone();
+    let limits = ingest.limits().clone();
     let mut backoff = Backoff::new(limits.backoff_max);
     let url = venue.url();
     while !stop.is_set() && !ingest.done() {
