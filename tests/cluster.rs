@@ -40,11 +40,7 @@ fn two_processes_write_what_one_process_writes() {
         ])
         .output()
         .unwrap();
-    assert!(
-        sim.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sim.stderr)
-    );
+    common::assert_ok(&sim, "simulate");
 
     let bounded = |workers: &str, out_dir: &str| {
         let mut c = common::run_cmd(&brokers, &topic, workers, &dir.join(out_dir));

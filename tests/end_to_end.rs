@@ -142,11 +142,7 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
             ])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "run -w {workers}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_ok(&out, &format!("run -w {workers}"));
         let summary: serde_json::Value =
             serde_json::from_slice(&out.stdout).expect("summary JSON on stdout");
         assert!(
@@ -177,11 +173,7 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
         .arg(&dirs[0])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out, "tables list");
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let t: serde_json::Value = serde_json::from_str(line).unwrap();
         let name = t["name"].as_str().unwrap();

@@ -74,11 +74,7 @@ fn compact_json(root: &Path) -> Vec<Value> {
         .arg(root)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out, "tables compact");
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -311,11 +311,7 @@ fn a_paced_replay_stops_on_sigterm_and_delivers_what_it_sent() {
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out, "replay");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["interrupted"], true, "{summary}");
     assert_eq!(summary["ticks"], 1, "{summary}");

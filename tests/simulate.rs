@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cryptoflow::broker::{Broker, Storage};
 use cryptoflow::kafka;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
@@ -21,19 +20,14 @@ fn simulate(brokers: &str, topic: &str, args: &[&str]) -> serde_json::Value {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out, "simulate");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn a_million_ticks_at_max_speed_all_reach_the_topic() {
     let dir = common::temp_dir("cryptoflow-simulate");
-    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).unwrap();
-    let brokers = broker.bootstrap();
+    let (_broker, brokers) = common::broker(&dir);
     let topic = common::unique("ticks");
     let summary = simulate(
         &brokers,
@@ -54,8 +48,7 @@ fn a_million_ticks_at_max_speed_all_reach_the_topic() {
 #[test]
 fn the_symbols_asked_for_are_the_symbols_on_the_topic() {
     let dir = common::temp_dir("cryptoflow-simulate-symbols");
-    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).unwrap();
-    let brokers = broker.bootstrap();
+    let (_broker, brokers) = common::broker(&dir);
     let topic = common::unique("ticks");
     let summary = simulate(
         &brokers,

@@ -114,15 +114,31 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A local broker (in-memory storage, log in `dir`) with a fresh topic of
-/// `partitions` partitions: (broker, bootstrap address, topic).
+/// Asserts a finished command succeeded, with its stderr in the message.
+pub fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A local broker (in-memory storage, log in `dir`): (broker, bootstrap address).
+pub fn broker(dir: &std::path::Path) -> (cryptoflow::broker::Broker, String) {
+    use cryptoflow::broker::{Broker, Storage};
+    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
+    let brokers = broker.bootstrap();
+    (broker, brokers)
+}
+
+/// A local broker with a fresh topic of `partitions` partitions:
+/// (broker, bootstrap address, topic).
 pub fn broker_with_topic(
     dir: &std::path::Path,
     partitions: i32,
 ) -> (cryptoflow::broker::Broker, String, String) {
-    use cryptoflow::broker::{Broker, Storage};
-    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
-    let brokers = broker.bootstrap();
+    let (broker, brokers) = broker(dir);
     let topic = unique("ticks");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(cryptoflow::kafka::ensure_topic(
@@ -228,12 +244,5 @@ pub fn produce_logged(brokers: &str, topic: &str, ticks: &[dataflows::Tick], fil
         producer.send(&t.symbol, json.as_bytes()).unwrap();
         writeln!(file, "{json}").unwrap();
     }
-    producer.flush(Duration::from_secs(60)).unwrap();
-    assert_eq!(
-        producer
-            .stats()
-            .failed
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    producer.finish(Duration::from_secs(60)).unwrap();
 }
