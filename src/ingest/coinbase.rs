@@ -77,18 +77,14 @@ impl WsVenue for Coinbase {
             )))),
             "match" | "last_match" => {
                 // The maker's side: the taker did the opposite.
-                let side = match f.str("side")?.as_str() {
-                    "sell" => Side::Buy,
-                    "buy" => Side::Sell,
-                    other => return Err(bad_side(other)),
+                let side = match f.side("side")? {
+                    Side::Sell => Side::Buy,
+                    Side::Buy => Side::Sell,
                 };
                 trade(&f, side).map(|t| Frame::Trades(vec![Ok(t)]))
             }
             "ticker" => {
-                let product = f.str("product_id")?;
-                if !dataflows::tick::is_canonical_symbol(&product) {
-                    return Err(Malformed::new("bad_symbol", format!("product `{product}`")));
-                }
+                product(&f)?;
                 f.decimal("price")?;
                 Ok(Frame::Quote)
             }
@@ -105,20 +101,17 @@ impl WsVenue for Coinbase {
     }
 }
 
-fn bad_side(side: &str) -> Malformed {
-    Malformed::new(
-        "bad_field",
-        format!("field `side` = {side:?}: expected buy/sell"),
-    )
+fn product(f: &Fields<'_>) -> Result<String, Malformed> {
+    let product = f.str("product_id")?;
+    if !dataflows::tick::is_canonical_symbol(&product) {
+        return Err(Malformed::new("bad_symbol", format!("product `{product}`")));
+    }
+    Ok(product)
 }
 
 fn trade(f: &Fields<'_>, side: Side) -> Result<Trade, Malformed> {
-    let symbol = f.str("product_id")?;
-    if !dataflows::tick::is_canonical_symbol(&symbol) {
-        return Err(Malformed::new("bad_symbol", format!("product `{symbol}`")));
-    }
     Ok(Trade {
-        symbol,
+        symbol: product(f)?,
         ts_ms: rfc3339_ms(f, "time")?,
         price: f.decimal("price")?,
         size: f.decimal("size")?,

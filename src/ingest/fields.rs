@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
+use dataflows::tick::Side;
+
 use crate::decimal::Decimal;
 
 /// Why a frame could not be used. `reason` is a stable snake_case code.
@@ -103,6 +105,18 @@ impl<'a> Fields<'a> {
         };
         Decimal::parse(inner)
             .map_err(|why| Malformed::new("bad_field", format!("field `{name}`: {why}")))
+    }
+
+    /// `"buy"` or `"sell"`.
+    pub fn side(&self, name: &str) -> Result<Side, Malformed> {
+        match self.str(name)?.as_str() {
+            "buy" => Ok(Side::Buy),
+            "sell" => Ok(Side::Sell),
+            other => Err(Malformed::new(
+                "bad_field",
+                format!("field `{name}` = {other:?}: expected buy/sell"),
+            )),
+        }
     }
 
     /// A nested object.

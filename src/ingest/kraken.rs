@@ -8,8 +8,6 @@
 //! counted as quotes; they are not trades, so they do not become ticks.
 //! Symbols are subscribed as `BTC/USD`; legacy `XBT` is read as `BTC`.
 
-use dataflows::tick::Side;
-
 use super::fields::{rfc3339_ms, Fields, Malformed};
 use super::{Frame, Trade, WsVenue};
 use crate::symbols::{kraken_canonical, kraken_pair};
@@ -116,16 +114,7 @@ fn symbol(f: &Fields<'_>) -> Result<String, Malformed> {
 }
 
 fn parse_trade(f: &Fields<'_>) -> Result<Trade, Malformed> {
-    let side = match f.str("side")?.as_str() {
-        "buy" => Side::Buy,
-        "sell" => Side::Sell,
-        other => {
-            return Err(Malformed::new(
-                "bad_field",
-                format!("field `side` = {other:?}: expected buy/sell"),
-            ))
-        }
-    };
+    let side = f.side("side")?;
     Ok(Trade {
         symbol: symbol(f)?,
         ts_ms: rfc3339_ms(f, "timestamp")?,
@@ -139,6 +128,7 @@ fn parse_trade(f: &Fields<'_>) -> Result<Trade, Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dataflows::tick::Side;
 
     fn venue() -> Kraken {
         Kraken::new("ws://x", &["BTC-USD".into()]).unwrap()
