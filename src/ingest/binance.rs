@@ -50,19 +50,13 @@ impl Binance {
     /// A venue for `symbols` in native (`BTCUSDT`) or canonical (`BTC-USDT`)
     /// form; fails naming a symbol that does not map.
     pub fn new(ws_base: &str, symbols: &[String]) -> super::Result<Self> {
-        let streams = symbols
-            .iter()
-            .map(|s| {
-                let native = binance_stream(s);
-                canonical(&native)
-                    .map(|_| native)
-                    .ok_or_else(|| super::Error::BadSymbol {
-                        venue: "Binance spot",
-                        symbol: s.clone(),
-                        hint: "e.g. BTCUSDT or BTC-USDT".into(),
-                    })
-            })
-            .collect::<super::Result<_>>()?;
+        let streams = super::native_symbols(
+            symbols,
+            "Binance spot",
+            "e.g. BTCUSDT or BTC-USDT",
+            binance_stream,
+            canonical,
+        )?;
         Ok(Binance {
             ws_base: ws_base.trim_end_matches('/').to_string(),
             streams,

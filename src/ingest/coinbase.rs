@@ -33,18 +33,16 @@ pub struct Coinbase {
 impl Coinbase {
     /// A venue for `products` (canonical already, e.g. `BTC-USD`).
     pub fn new(ws_url: &str, products: &[String]) -> super::Result<Self> {
-        for p in products {
-            if !dataflows::tick::is_canonical_symbol(p) {
-                return Err(super::Error::BadSymbol {
-                    venue: "Coinbase",
-                    symbol: p.clone(),
-                    hint: "a product id, e.g. BTC-USD".into(),
-                });
-            }
-        }
+        let products = super::native_symbols(
+            products,
+            "Coinbase",
+            "a product id, e.g. BTC-USD",
+            str::to_string,
+            |p| dataflows::tick::is_canonical_symbol(p).then(|| p.to_string()),
+        )?;
         Ok(Coinbase {
             ws_url: ws_url.to_string(),
-            products: products.to_vec(),
+            products,
         })
     }
 }

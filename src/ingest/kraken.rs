@@ -26,19 +26,13 @@ pub struct Kraken {
 impl Kraken {
     /// A venue for `symbols` given as `BTC/USD` or `BTC-USD`.
     pub fn new(ws_url: &str, symbols: &[String]) -> super::Result<Self> {
-        let pairs = symbols
-            .iter()
-            .map(|s| {
-                let native = kraken_pair(s);
-                kraken_canonical(&native)
-                    .map(|_| native)
-                    .ok_or_else(|| super::Error::BadSymbol {
-                        venue: "Kraken",
-                        symbol: s.clone(),
-                        hint: "e.g. BTC/USD or BTC-USD".into(),
-                    })
-            })
-            .collect::<super::Result<_>>()?;
+        let pairs = super::native_symbols(
+            symbols,
+            "Kraken",
+            "e.g. BTC/USD or BTC-USD",
+            kraken_pair,
+            kraken_canonical,
+        )?;
         Ok(Kraken {
             ws_url: ws_url.to_string(),
             pairs,

@@ -86,6 +86,31 @@ pub enum Error {
     Runtime(#[from] std::io::Error),
 }
 
+/// The venue's own spelling of each of `symbols` (`to_native`), checked to
+/// map back to a canonical symbol (`to_canonical`); the first that does not
+/// is a [`Error::BadSymbol`] with `hint`.
+pub fn native_symbols(
+    symbols: &[String],
+    venue: &'static str,
+    hint: &str,
+    to_native: impl Fn(&str) -> String,
+    to_canonical: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>> {
+    symbols
+        .iter()
+        .map(|s| {
+            let native = to_native(s);
+            to_canonical(&native)
+                .map(|_| native)
+                .ok_or_else(|| Error::BadSymbol {
+                    venue,
+                    symbol: s.clone(),
+                    hint: hint.to_string(),
+                })
+        })
+        .collect()
+}
+
 /// Picks rustls's crypto provider for the process (both aws-lc-rs and ring
 /// are compiled in through dependencies, so rustls will not guess). Later
 /// calls are no-ops.
