@@ -16,15 +16,15 @@
 //! closed kline and the stream's first trade are not fetched, so the bar of
 //! that minute is partial.
 
-use dataflows::tick::{Side, ValidationLimits};
+use dataflows::tick::{RejectReason, Side, ValidationLimits};
 use serde_json::value::RawValue;
 use tracing::info;
 
-use super::fields::{Fields, Malformed};
+use super::fields::{Fields, Malformed, Reason};
 use super::{rest, Backoff, Frame, Ingestor, Trade, WsVenue};
 use crate::now_ms;
 use crate::pipeline::Stop;
-use crate::replay::rows::{bar_ticks, binance_bar};
+use crate::replay::rows::{binance_candle, candle_ticks};
 use crate::symbols::{binance_stream, canonical};
 
 /// Default public endpoint.
@@ -98,7 +98,10 @@ impl Binance {
                 let rows: Vec<Vec<&RawValue>> = match serde_json::from_str(&body) {
                     Ok(rows) => rows,
                     Err(e) => {
-                        let why = Malformed::new("malformed_json", format!("klines page: {e}"));
+                        let why = Malformed::new(
+                            RejectReason::MalformedJson,
+                            format!("klines page: {e}"),
+                        );
                         ingest.frame(&body, Err(why))?;
                         break;
                     }
@@ -109,14 +112,14 @@ impl Binance {
                     // A kline array is the CSV dump's row with JSON quoting.
                     let fields: Vec<&str> = row.iter().map(|v| v.get().trim_matches('"')).collect();
                     let line = fields.join(",");
-                    let ticks = binance_bar(&line).and_then(|bar| {
+                    let ticks = binance_candle(&line).and_then(|bar| {
                         let end = bar.open_ms.saturating_add(bar.interval_ms);
                         next = Some(end);
                         if end.saturating_add(CLOSE_MARGIN_MS) > now {
                             return Ok(Vec::new());
                         }
                         bars += 1;
-                        bar_ticks(&bar, &symbol, "binance", limits)
+                        candle_ticks(&bar, &symbol, "binance", limits)
                     });
                     match ticks {
                         Ok(ticks) => {
@@ -124,7 +127,9 @@ impl Binance {
                                 ingest.validated_tick(&t.key, &t.payload)?;
                             }
                         }
-                        Err(why) => ingest.reject(&line, &Malformed::new("bad_field", why))?,
+                        Err(why) => {
+                            ingest.reject(&line, &Malformed::new(RejectReason::BadField, why))?
+                        }
                     }
                 }
                 // Only forward: a server ignoring `startTime` cannot loop us.
@@ -169,7 +174,7 @@ impl WsVenue for Binance {
         match f.str("e")?.as_str() {
             "trade" => parse_trade(&f).map(|t| Frame::Trades(vec![Ok(t)])),
             other => Err(Malformed::new(
-                "unknown_message",
+                Reason::UnknownMessage,
                 format!("unexpected event type `{other}`"),
             )),
         }
@@ -178,8 +183,12 @@ impl WsVenue for Binance {
 
 fn parse_trade(f: &Fields<'_>) -> Result<Trade, Malformed> {
     let native = f.str("s")?;
-    let symbol = canonical(&native)
-        .ok_or_else(|| Malformed::new("bad_symbol", format!("unknown symbol `{native}`")))?;
+    let symbol = canonical(&native).ok_or_else(|| {
+        Malformed::new(
+            RejectReason::BadSymbol,
+            format!("unknown symbol `{native}`"),
+        )
+    })?;
     Ok(Trade {
         symbol,
         ts_ms: f.u64("T")?,

@@ -14,9 +14,9 @@
 //! `sequence` field is not used for that: on the matches channel it jumps
 //! for every order-book event that is not a trade.
 
-use dataflows::tick::Side;
+use dataflows::tick::{RejectReason, Side};
 
-use super::fields::{rfc3339_ms, Fields, Malformed};
+use super::fields::{rfc3339_ms, Fields, Malformed, Reason};
 use super::{Frame, Trade, WsVenue};
 
 /// Default public endpoint.
@@ -92,7 +92,7 @@ impl WsVenue for Coinbase {
                 f.opt_str("reason").unwrap_or_default()
             ))),
             other => Err(Malformed::new(
-                "unknown_message",
+                Reason::UnknownMessage,
                 format!("unexpected message type `{other}`"),
             )),
         }
@@ -102,7 +102,10 @@ impl WsVenue for Coinbase {
 fn product(f: &Fields<'_>) -> Result<String, Malformed> {
     let product = f.str("product_id")?;
     if !dataflows::tick::is_canonical_symbol(&product) {
-        return Err(Malformed::new("bad_symbol", format!("product `{product}`")));
+        return Err(Malformed::new(
+            RejectReason::BadSymbol,
+            format!("product `{product}`"),
+        ));
     }
     Ok(product)
 }

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use dataflows::tick::Side;
+use dataflows::tick::{RejectReason, Side};
 use serde_json::value::RawValue;
 use tracing::info;
 
@@ -123,11 +123,14 @@ impl CoinGecko {
         span_s: f64,
     ) -> Result<Reference, Malformed> {
         if price.is_zero() {
-            return Err(Malformed::new("non_positive", "price is zero"));
+            return Err(Malformed::new(RejectReason::NonPositive, "price is zero"));
         }
-        let ts_ms = ts_s
-            .checked_mul(1000)
-            .ok_or_else(|| Malformed::new("bad_field", format!("time {ts_s} s is out of range")))?;
+        let ts_ms = ts_s.checked_mul(1000).ok_or_else(|| {
+            Malformed::new(
+                RejectReason::BadField,
+                format!("time {ts_s} s is out of range"),
+            )
+        })?;
         // An estimate, so clamped to what any market could trade.
         let est = vol_24h.unwrap_or(0.0) / price.to_f64() * span_s / DAY_S;
         let size = if est.is_finite() {
@@ -136,7 +139,7 @@ impl CoinGecko {
             1e-8
         };
         let size = Decimal::parse(&format!("{size:.8}"))
-            .map_err(|e| Malformed::new("bad_field", format!("volume estimate: {e}")))?;
+            .map_err(|e| Malformed::new(RejectReason::BadField, format!("volume estimate: {e}")))?;
         let (side, gap_s) = match self.last.get(&symbol) {
             Some((prev_s, prev)) => (
                 if price >= *prev {
@@ -173,7 +176,7 @@ impl CoinGecko {
         for coin in self.coins.clone() {
             let Some(raw) = top.raw(&coin) else {
                 out.push(Err(Malformed::new(
-                    "missing_field",
+                    RejectReason::MissingField,
                     format!("no entry for `{coin}`"),
                 )));
                 continue;
@@ -182,7 +185,7 @@ impl CoinGecko {
             for vs in self.vs.clone() {
                 let one = entry.as_ref().map_err(Clone::clone).and_then(|f| {
                     let symbol = coingecko_canonical(&coin, &vs)
-                        .ok_or_else(|| Malformed::new("bad_symbol", coin.clone()))?;
+                        .ok_or_else(|| Malformed::new(RejectReason::BadSymbol, coin.clone()))?;
                     let price = f.decimal(&vs)?;
                     let vol = f
                         .decimal(&format!("{vs}_24h_vol"))
@@ -206,26 +209,33 @@ impl CoinGecko {
     ) -> Result<Vec<Trade>, Malformed> {
         let f = Fields::parse(body)?;
         let symbol = coingecko_canonical(coin, vs)
-            .ok_or_else(|| Malformed::new("bad_symbol", coin.to_string()))?;
+            .ok_or_else(|| Malformed::new(RejectReason::BadSymbol, coin.to_string()))?;
         let points = |name| -> Result<Vec<(u64, Decimal)>, Malformed> {
             f.array(name)?
                 .into_iter()
                 .map(|p| {
                     let pair: Vec<&RawValue> = serde_json::from_str(p.get()).map_err(|_| {
-                        Malformed::new("bad_field", format!("`{name}` point is not [ms, value]"))
+                        Malformed::new(
+                            RejectReason::BadField,
+                            format!("`{name}` point is not [ms, value]"),
+                        )
                     })?;
                     let [ms, v] = pair[..] else {
                         return Err(Malformed::new(
-                            "bad_field",
+                            RejectReason::BadField,
                             format!("`{name}` point is not [ms, value]"),
                         ));
                     };
                     let ms: u64 = ms.get().parse().map_err(|_| {
-                        Malformed::new("bad_field", format!("`{name}` time {}", ms.get()))
+                        Malformed::new(
+                            RejectReason::BadField,
+                            format!("`{name}` time {}", ms.get()),
+                        )
                     })?;
                     Ok((
                         ms,
-                        Decimal::parse(v.get()).map_err(|e| Malformed::new("bad_field", e))?,
+                        Decimal::parse(v.get())
+                            .map_err(|e| Malformed::new(RejectReason::BadField, e))?,
                     ))
                 })
                 .collect()

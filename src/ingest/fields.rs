@@ -9,25 +9,58 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
-use dataflows::tick::Side;
+use dataflows::tick::{RejectReason, Side};
 
 use crate::decimal::Decimal;
 
-/// Why a frame could not be used. `reason` is a stable snake_case code.
+/// Why a frame, or one trade in it, could not be used: the reason the
+/// dataflow's own validation gives a tick (the same codes as the rejects
+/// table), or a message the connector does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// What tick validation says.
+    Tick(RejectReason),
+    /// A message type or channel the connector does not handle.
+    UnknownMessage,
+}
+
+impl Reason {
+    /// The stable snake_case code written to the rejects topic.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Tick(r) => r.code(),
+            Reason::UnknownMessage => "unknown_message",
+        }
+    }
+}
+
+impl From<RejectReason> for Reason {
+    fn from(r: RejectReason) -> Self {
+        Reason::Tick(r)
+    }
+}
+
+/// A reason compares equal to its code, so tests read as the topic does.
+impl PartialEq<&str> for Reason {
+    fn eq(&self, code: &&str) -> bool {
+        self.code() == *code
+    }
+}
+
+/// Why a frame could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Malformed {
-    /// `malformed_json`, `missing_field`, `bad_field`, `bad_symbol`,
-    /// `non_positive`, `unknown_message`, or a tick validation code.
-    pub reason: &'static str,
+    /// The reason, with a stable code.
+    pub reason: Reason,
     /// What exactly was wrong.
     pub detail: String,
 }
 
 impl Malformed {
     /// A malformed-frame verdict.
-    pub fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(reason: impl Into<Reason>, detail: impl Into<String>) -> Self {
         Malformed {
-            reason,
+            reason: reason.into(),
             detail: detail.into(),
         }
     }
@@ -39,9 +72,12 @@ pub struct Fields<'a>(BTreeMap<String, &'a RawValue>);
 impl<'a> Fields<'a> {
     /// Splits a JSON object; anything else is `malformed_json`.
     pub fn parse(text: &'a str) -> Result<Self, Malformed> {
-        serde_json::from_str(text)
-            .map(Fields)
-            .map_err(|e| Malformed::new("malformed_json", format!("not a JSON object: {e}")))
+        serde_json::from_str(text).map(Fields).map_err(|e| {
+            Malformed::new(
+                RejectReason::MalformedJson,
+                format!("not a JSON object: {e}"),
+            )
+        })
     }
 
     /// The raw value of a present, non-null field.
@@ -50,13 +86,20 @@ impl<'a> Fields<'a> {
     }
 
     fn require(&self, name: &str) -> Result<&'a RawValue, Malformed> {
-        self.raw(name)
-            .ok_or_else(|| Malformed::new("missing_field", format!("missing field `{name}`")))
+        self.raw(name).ok_or_else(|| {
+            Malformed::new(
+                RejectReason::MissingField,
+                format!("missing field `{name}`"),
+            )
+        })
     }
 
     fn bad(name: &str, raw: &RawValue, want: &str) -> Malformed {
         let text: String = raw.get().chars().take(40).collect();
-        Malformed::new("bad_field", format!("field `{name}` = {text}: {want}"))
+        Malformed::new(
+            RejectReason::BadField,
+            format!("field `{name}` = {text}: {want}"),
+        )
     }
 
     /// Is the field present (and not null)?
@@ -104,7 +147,7 @@ impl<'a> Fields<'a> {
             None => text,
         };
         Decimal::parse(inner)
-            .map_err(|why| Malformed::new("bad_field", format!("field `{name}`: {why}")))
+            .map_err(|why| Malformed::new(RejectReason::BadField, format!("field `{name}`: {why}")))
     }
 
     /// `"buy"` or `"sell"`.
@@ -113,7 +156,7 @@ impl<'a> Fields<'a> {
             "buy" => Ok(Side::Buy),
             "sell" => Ok(Side::Sell),
             other => Err(Malformed::new(
-                "bad_field",
+                RejectReason::BadField,
                 format!("field `{name}` = {other:?}: expected buy/sell"),
             )),
         }
@@ -145,7 +188,7 @@ pub fn rfc3339_ms(fields: &Fields<'_>, name: &str) -> Result<u64, Malformed> {
         .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
         .ok_or_else(|| {
             Malformed::new(
-                "bad_field",
+                RejectReason::BadField,
                 format!("field `{name}` = {text:?}: expected an RFC 3339 time"),
             )
         })

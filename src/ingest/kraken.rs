@@ -8,7 +8,9 @@
 //! counted as quotes; they are not trades, so they do not become ticks.
 //! Symbols are subscribed as `BTC/USD`; legacy `XBT` is read as `BTC`.
 
-use super::fields::{rfc3339_ms, Fields, Malformed};
+use dataflows::tick::RejectReason;
+
+use super::fields::{rfc3339_ms, Fields, Malformed, Reason};
 use super::{Frame, Trade, WsVenue};
 use crate::symbols::{kraken_canonical, kraken_pair};
 
@@ -94,7 +96,7 @@ impl WsVenue for Kraken {
                 Ok(Frame::Quote)
             }
             other => Err(Malformed::new(
-                "unknown_message",
+                Reason::UnknownMessage,
                 format!("unexpected channel `{other}`"),
             )),
         }
@@ -104,7 +106,7 @@ impl WsVenue for Kraken {
 fn symbol(f: &Fields<'_>) -> Result<String, Malformed> {
     let native = f.str("symbol")?;
     kraken_canonical(&native)
-        .ok_or_else(|| Malformed::new("bad_symbol", format!("unknown pair `{native}`")))
+        .ok_or_else(|| Malformed::new(RejectReason::BadSymbol, format!("unknown pair `{native}`")))
 }
 
 fn parse_trade(f: &Fields<'_>) -> Result<Trade, Malformed> {
@@ -175,7 +177,7 @@ mod tests {
         };
         let verdicts: Vec<_> = t
             .iter()
-            .map(|r| r.as_ref().map(|t| t.trade_id).map_err(|m| m.reason))
+            .map(|r| r.as_ref().map(|t| t.trade_id).map_err(|m| m.reason.code()))
             .collect();
         assert_eq!(verdicts, [Err("bad_field"), Err("bad_symbol"), Ok(3)]);
         assert!(v.subscriptions()[0].contains(r#""symbol":["BTC/USD"]"#));

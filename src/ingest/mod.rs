@@ -8,10 +8,10 @@
 //! - **Exact numbers, one symbol form.** Prices and sizes are parsed as exact
 //!   decimals ([`crate::decimal`]) and travel as decimal strings; symbols are mapped
 //!   to canonical `BASE-QUOTE` ([`crate::symbols`]).
-//! - **Validation by the dataflow's own decoder.** Each normalised trade is
-//!   serialised in the tick wire format and checked with
-//!   [`dataflows::tick::decode`], so nothing the pipeline would reject is sent
-//!   as a tick.
+//! - **Validation by the dataflow's own rules.** Each normalised trade is
+//!   checked and serialised by [`dataflows::tick::encode_checked`], so
+//!   nothing the pipeline would reject is sent as a tick, and a trade that
+//!   would be is rejected with the pipeline's own reason.
 //! - **Never stop on bad input.** A frame that cannot be used (not JSON, an
 //!   unknown message, a missing or bad field, a non-positive price) is counted
 //!   and sent to the rejects topic (`ticks.rejects`) as
@@ -47,7 +47,9 @@ pub use ws::{run_websocket, WsVenue};
 
 use std::time::Duration;
 
-use dataflows::tick::{decode, DecimalWireTick, Position, Side, ValidationLimits};
+use dataflows::tick::{
+    encode_checked, DecimalWireTick, Side, ValidationLimits, MAX_REJECT_PAYLOAD,
+};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
@@ -120,9 +122,6 @@ pub fn use_aws_lc_tls() {
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// Raw frames kept in a reject are cut to this many bytes.
-const MAX_REJECT_PAYLOAD: usize = 4096;
 
 /// One trade, normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -412,27 +411,31 @@ impl<'s> Ingestor<'s> {
                 }
             }
         }
-        let json = serde_json::to_vec(&DecimalWireTick {
-            symbol: &t.symbol,
-            exchange: self.exchange,
-            ts: t.ts_ms,
-            price: &t.price.to_string(),
-            size: &t.size.to_string(),
-            side: t.side,
-            trade_id: Some(&t.trade_id.to_string()),
-        })
-        .expect("a trade always serialises");
         let limits = ValidationLimits {
             now_ms: now_ms(),
             max_future_ms: self.limits.max_future_ms,
         };
-        match decode(&json, Position::default(), limits) {
-            Ok(_) => {
+        let (price, size, id) = (
+            t.price.to_string(),
+            t.size.to_string(),
+            t.trade_id.to_string(),
+        );
+        let tick = DecimalWireTick {
+            symbol: &t.symbol,
+            exchange: self.exchange,
+            ts: t.ts_ms,
+            price: &price,
+            size: &size,
+            side: t.side,
+            trade_id: Some(&id),
+        };
+        match encode_checked(&tick, limits) {
+            Ok(json) => {
                 self.sink.tick(&t.symbol, &json)?;
                 self.summary.ticks += 1;
                 Ok(())
             }
-            Err(r) => self.reject(raw, &Malformed::new(r.reason.code(), r.detail)),
+            Err((reason, detail)) => self.reject(raw, &Malformed::new(reason, detail)),
         }
     }
 
@@ -440,7 +443,7 @@ impl<'s> Ingestor<'s> {
     pub fn reject(&mut self, raw: &str, why: &Malformed) -> kafka::Result<()> {
         self.summary.rejected += 1;
         if self.summary.rejected <= 10 || self.summary.rejected.is_power_of_two() {
-            warn!(exchange = self.exchange, reason = why.reason, detail = %why.detail, rejected = self.summary.rejected, "frame rejected");
+            warn!(exchange = self.exchange, reason = why.reason.code(), detail = %why.detail, rejected = self.summary.rejected, "frame rejected");
         }
         let end = (0..=raw.len().min(MAX_REJECT_PAYLOAD))
             .rev()
@@ -449,7 +452,7 @@ impl<'s> Ingestor<'s> {
         let record = RejectRecord {
             exchange: self.exchange,
             received_ms: now_ms(),
-            reason: why.reason,
+            reason: why.reason.code(),
             detail: &why.detail,
             payload: &raw[..end],
         };

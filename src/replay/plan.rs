@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use dataflows::tick::ValidationLimits;
 
-use super::rows::{self, bar_ticks, binance_bar, validated, OhlcvHeader, Outgoing};
+use super::rows::{self, binance_candle, candle_ticks, validated, OhlcvHeader, Outgoing};
 use super::{Error, Format, ReplayOptions, Result};
 use crate::files::{count_lines, open_buffered};
 
@@ -198,8 +198,8 @@ impl RowReader {
         match self {
             RowReader::Jsonl => validated(line.as_bytes().to_vec(), limits).map(|o| Some(vec![o])),
             RowReader::Binance { symbol, exchange } => {
-                let bar = binance_bar(line)?;
-                bar_ticks(&bar, symbol, exchange, limits).map(Some)
+                let bar = binance_candle(line)?;
+                candle_ticks(&bar, symbol, exchange, limits).map(Some)
             }
             RowReader::Ohlcv {
                 header,
@@ -218,7 +218,7 @@ impl RowReader {
                     })?,
                     None => symbol.clone().unwrap_or_default(),
                 };
-                bar_ticks(&bar, &symbol, exchange, limits).map(Some)
+                candle_ticks(&bar, &symbol, exchange, limits).map(Some)
             }
         }
     }

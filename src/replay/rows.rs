@@ -31,11 +31,12 @@
 //! **JSONL ticks**: each line must decode with the dataflow's own decoder
 //! (`dataflows::tick::decode`) and goes to the topic byte for byte.
 //!
-//! Every payload, synthetic or not, passes that decoder before it is sent,
-//! so a row either becomes ticks the pipeline accepts or an error naming
-//! what is wrong with it.
+//! Every payload is checked by the dataflow's own rules before it is sent
+//! (synthetic trades by [`encode_checked`], JSONL lines by the decoder), so
+//! a row either becomes ticks the pipeline accepts or an error naming what
+//! is wrong with it.
 
-use dataflows::tick::{decode, DecimalWireTick, Position, Side, ValidationLimits};
+use dataflows::tick::{decode, encode_checked, DecimalWireTick, Position, Side, ValidationLimits};
 
 use crate::decimal::Decimal;
 
@@ -66,7 +67,7 @@ pub fn validated(payload: Vec<u8>, limits: ValidationLimits) -> Result<Outgoing,
 const MICROS_ABOVE: u64 = 100_000_000_000_000;
 
 /// One OHLCV bar as read from a file.
-pub struct Bar {
+pub struct Candle {
     /// Open time, epoch ms.
     pub open_ms: u64,
     /// Length, ms.
@@ -104,7 +105,7 @@ pub fn split_csv(line: &str) -> Vec<&str> {
 }
 
 /// A Binance klines row.
-pub fn binance_bar(line: &str) -> Result<Bar, String> {
+pub fn binance_candle(line: &str) -> Result<Candle, String> {
     let f = split_csv(line);
     if f.len() != 12 {
         return Err(format!(
@@ -119,7 +120,7 @@ pub fn binance_bar(line: &str) -> Result<Bar, String> {
             "close_time {close_ms} is not after open_time {open_ms}"
         ));
     }
-    Ok(Bar {
+    Ok(Candle {
         open_ms,
         interval_ms: close_ms + 1 - open_ms,
         open: field(&f, 1, "open")?,
@@ -194,7 +195,7 @@ impl OhlcvHeader {
         &self,
         line: &'a str,
         interval_ms: u64,
-    ) -> Result<(Option<&'a str>, Bar), String> {
+    ) -> Result<(Option<&'a str>, Candle), String> {
         let f = split_csv(line);
         if f.len() != self.columns {
             return Err(format!(
@@ -206,7 +207,7 @@ impl OhlcvHeader {
         let [o, h, l, c, v] = self.prices;
         Ok((
             self.symbol.map(|i| f[i]),
-            Bar {
+            Candle {
                 open_ms: parse_time(f[self.time])?,
                 interval_ms,
                 open: field(&f, o, "open")?,
@@ -255,14 +256,14 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
 }
 
 /// The four synthetic trades of `bar` (none when its volume is zero),
-/// each validated by the dataflow's decoder.
-pub fn bar_ticks(
-    bar: &Bar,
+/// each checked by the dataflow's own rules ([`encode_checked`]).
+pub fn candle_ticks(
+    bar: &Candle,
     symbol: &str,
     exchange: &str,
     limits: ValidationLimits,
 ) -> Result<Vec<Outgoing>, String> {
-    let Bar {
+    let Candle {
         open_ms,
         interval_ms,
         open,
@@ -319,7 +320,7 @@ pub fn bar_ticks(
             _ => Side::Sell,
         };
         let trade_id = format!("{open_ms}-{k}");
-        let payload = serde_json::to_vec(&DecimalWireTick {
+        let tick = DecimalWireTick {
             symbol,
             exchange,
             ts: times[k],
@@ -327,9 +328,14 @@ pub fn bar_ticks(
             size: &size,
             side,
             trade_id: Some(&trade_id),
-        })
-        .map_err(|e| e.to_string())?;
-        out.push(validated(payload, limits)?);
+        };
+        let payload =
+            encode_checked(&tick, limits).map_err(|(r, d)| format!("{}: {d}", r.code()))?;
+        out.push(Outgoing {
+            key: symbol.to_string(),
+            payload,
+            ts_ms: times[k],
+        });
     }
     Ok(out)
 }
@@ -344,8 +350,8 @@ mod tests {
     };
 
     fn ticks(line: &str) -> Vec<serde_json::Value> {
-        let bar = binance_bar(line).unwrap();
-        bar_ticks(&bar, "BTC-USDT", "binance", LIMITS)
+        let bar = binance_candle(line).unwrap();
+        candle_ticks(&bar, "BTC-USDT", "binance", LIMITS)
             .unwrap()
             .iter()
             .map(|o| serde_json::from_slice(&o.payload).unwrap())
@@ -379,8 +385,8 @@ mod tests {
 
     #[test]
     fn bad_bars_say_why() {
-        let err = |line: &str| match binance_bar(line) {
-            Ok(bar) => bar_ticks(&bar, "BTC-USDT", "binance", LIMITS).unwrap_err(),
+        let err = |line: &str| match binance_candle(line) {
+            Ok(bar) => candle_ticks(&bar, "BTC-USDT", "binance", LIMITS).unwrap_err(),
             Err(e) => e,
         };
         assert!(err("1,2,3").contains("12 columns"));
@@ -395,8 +401,8 @@ mod tests {
         assert!(err("1704067200000,0,1,0,1,1,1704067259999,0,0,0,0,0").contains("open must be > 0"));
         // Seconds instead of milliseconds: the decoder's plausibility check.
         assert!(err("1704067200,1,1,1,1,1,1704067259,0,0,0,0,0").contains("implausible_timestamp"));
-        let bar = binance_bar("1704067200000,1,1,1,1,0.0,1704067259999,0,0,0,0,0").unwrap();
-        assert!(bar_ticks(&bar, "BTC-USDT", "binance", LIMITS)
+        let bar = binance_candle("1704067200000,1,1,1,1,0.0,1704067259999,0,0,0,0,0").unwrap();
+        assert!(candle_ticks(&bar, "BTC-USDT", "binance", LIMITS)
             .unwrap()
             .is_empty());
     }
