@@ -22,9 +22,9 @@ use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
+use crate::http::LiveView;
 use crate::kafka::{self, KafkaReader, StartFrom};
-use crate::state::AppState;
-use crate::warehouse::{self, Warehouse, TABLES};
+use crate::warehouse::{self, catalog, Warehouse};
 
 /// Errors of a run.
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +211,7 @@ async fn flush(wh: &mut Warehouse, pending: &mut Vec<Delivery>, written: &mut u6
 
 async fn route(
     mut rx: UnboundedReceiver<Delivery>,
-    state: Arc<AppState>,
+    state: Arc<LiveView>,
     mut wh: Warehouse,
     every: Duration,
     epoch_ms: u64,
@@ -222,7 +222,10 @@ async fn route(
     let mut summary = RunSummary::default();
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let resume = TABLES.iter().filter_map(|t| wh.committed(t)).min();
+    let resume = catalog::names()
+        .into_iter()
+        .filter_map(|t| wh.committed(t))
+        .min();
     if let Some(epoch) = resume {
         info!(
             epoch,
@@ -235,7 +238,7 @@ async fn route(
                 Some(d) => {
                     summary.deliveries += 1;
                     state.apply(&d);
-                    pending_outputs += d.outputs.len();
+                    pending_outputs += d.changes.len();
                     let span = pending.first().map_or(0, |f| d.time.saturating_sub(f.time));
                     pending.push(d);
                     // Event-time epochs, but no more than four commits per
@@ -382,9 +385,9 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let state = Arc::new(AppState::new());
+    let state = Arc::new(LiveView::new());
     let warehouse = if leader {
-        let wh = runtime.block_on(Warehouse::open(&opts.data_dir, opts.bar_ms))?;
+        let wh = runtime.block_on(Warehouse::open(&opts.data_dir))?;
         Some(wh.with_checkpoint_every(opts.checkpoint_every))
     } else {
         None

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
-use cryptoflow::state::AppState;
+use cryptoflow::http::LiveView;
 use dataflows::champion::Champion;
 use dataflows::num::F64;
 use dataflows::predict::Prediction;
@@ -15,7 +15,7 @@ use dataflows::{Delivery, Output};
 
 #[test]
 fn dashboard_renders_the_served_predictions() {
-    let state = Arc::new(AppState::new());
+    let state = Arc::new(LiveView::new());
     let p = Prediction {
         symbol: "SOL-USD".into(),
         horizon_bars: 5,
@@ -40,7 +40,7 @@ fn dashboard_renders_the_served_predictions() {
     };
     state.apply(&Delivery {
         time: p.made_at_ms,
-        outputs: vec![Output::Best(p, c, 1)],
+        changes: vec![(Output::Best(p, c), 1)],
     });
 
     let rt = tokio::runtime::Runtime::new().unwrap();

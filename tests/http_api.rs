@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use cryptoflow::http::LiveView;
 use cryptoflow::http::{app, PredictionView};
-use cryptoflow::state::AppState;
-use dataflows::champion::{Champion, Evaluation};
+use dataflows::champion::{Champion, DayEvaluation, Evaluation};
 use dataflows::num::F64;
 use dataflows::predict::{Prediction, Score};
 use dataflows::{Delivery, Output};
@@ -46,8 +46,8 @@ fn champion(model: &str, skill: f64) -> Champion {
     }
 }
 
-fn state() -> Arc<AppState> {
-    let s = Arc::new(AppState::new());
+fn state() -> Arc<LiveView> {
+    let s = Arc::new(LiveView::new());
     let p1 = prediction(
         "BTC-USD",
         "persistence",
@@ -59,9 +59,9 @@ fn state() -> Arc<AppState> {
     let p2 = prediction("ETH-USD", "persistence", 1, 1_700_000_001_000, 3_400.0, 0.0);
     s.apply(&Delivery {
         time: 1_700_000_001_000,
-        outputs: vec![
-            Output::Best(p1.clone(), champion("persistence", 0.0), 1),
-            Output::Best(p2, champion("persistence", 0.0), 1),
+        changes: vec![
+            (Output::Best(p1.clone(), champion("persistence", 0.0)), 1),
+            (Output::Best(p2, champion("persistence", 0.0)), 1),
         ],
     });
     // The champion for BTC-USD changes: old entry retracted, new one inserted.
@@ -88,26 +88,35 @@ fn state() -> Arc<AppState> {
         covered: Some(covered),
     };
     let key = ("BTC-USD".to_string(), 1);
+    let day_eval = |evaluation| DayEvaluation {
+        symbol: key.0.clone(),
+        horizon_bars: key.1,
+        day: 19_675,
+        evaluation,
+    };
     s.apply(&Delivery {
         time: 1_700_000_002_000,
-        outputs: vec![
-            Output::Best(p3, champion("rls", 0.5), 1),
-            Output::Best(p1, champion("persistence", 0.0), -1),
-            Output::Champion(key.clone(), champion("rls", 0.5), 1),
-            Output::Evaluation(key.clone(), 19_675, eval("rls", true), 1),
-            Output::Evaluation(key, 19_675, eval("persistence", false), 1),
-            Output::Score(score(0.001, true)),
-            Output::Score(score(-0.003, false)),
-            Output::Score(Score {
-                model: "persistence".into(),
-                ..score(0.002, true)
-            }),
+        changes: vec![
+            (Output::Best(p3, champion("rls", 0.5)), 1),
+            (Output::Best(p1, champion("persistence", 0.0)), -1),
+            (Output::Champion(key.clone(), champion("rls", 0.5)), 1),
+            (Output::Evaluation(day_eval(eval("rls", true))), 1),
+            (Output::Evaluation(day_eval(eval("persistence", false))), 1),
+            (Output::Score(score(0.001, true)), 1),
+            (Output::Score(score(-0.003, false)), 1),
+            (
+                Output::Score(Score {
+                    model: "persistence".into(),
+                    ..score(0.002, true)
+                }),
+                1,
+            ),
         ],
     });
     s
 }
 
-async fn get(s: Arc<AppState>, uri: &str) -> (StatusCode, serde_json::Value) {
+async fn get(s: Arc<LiveView>, uri: &str) -> (StatusCode, serde_json::Value) {
     let resp = app(s)
         .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
         .await

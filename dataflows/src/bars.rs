@@ -55,6 +55,9 @@ pub struct Bar {
     pub after_gap: bool,
 }
 
+/// Bar length unless configured, ms.
+pub const DEFAULT_BAR_MS: u64 = 1_000;
+
 /// Bar settings.
 #[derive(Clone, Copy, Debug)]
 pub struct BarConfig {
@@ -67,7 +70,7 @@ pub struct BarConfig {
 impl Default for BarConfig {
     fn default() -> Self {
         BarConfig {
-            interval_ms: 1_000,
+            interval_ms: DEFAULT_BAR_MS,
             max_fill: 300,
         }
     }

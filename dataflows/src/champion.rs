@@ -146,6 +146,20 @@ pub struct Evaluation {
     pub reason: String,
 }
 
+/// One row of the daily evaluation: a model's metrics on one series and
+/// one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DayEvaluation {
+    /// Symbol.
+    pub symbol: String,
+    /// Horizon in bars.
+    pub horizon_bars: u32,
+    /// The UTC day (days since 1970-01-01).
+    pub day: i32,
+    /// The model's metrics that day.
+    pub evaluation: Evaluation,
+}
+
 /// The champion of one (symbol, horizon), with the evidence.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Champion {

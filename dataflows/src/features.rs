@@ -62,6 +62,109 @@ pub struct Features {
     pub lags: [f64; AR_LAGS],
 }
 
+/// One feature as the warehouse and the API name it: the single list of
+/// feature columns (the `features` table, [`crate::predict::FeatureRow`],
+/// batch training inputs and the tests all read it).
+#[derive(Clone, Copy)]
+pub struct FeatureDef {
+    /// Column name.
+    pub name: &'static str,
+    /// What it means (the README's table and the table's column comment).
+    pub doc: &'static str,
+    /// How it is read from [`Features`].
+    pub get: fn(&Features) -> f64,
+}
+
+impl std::fmt::Debug for FeatureDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Number of feature columns.
+pub const FEATURE_COUNT: usize = 14;
+
+/// Every feature column, in table order.
+pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
+    FeatureDef {
+        name: "ret1",
+        doc: "log return over 1 bar",
+        get: |f| f.ret[0],
+    },
+    FeatureDef {
+        name: "ret5",
+        doc: "log return over 5 bars",
+        get: |f| f.ret[1],
+    },
+    FeatureDef {
+        name: "ret15",
+        doc: "log return over 15 bars",
+        get: |f| f.ret[2],
+    },
+    FeatureDef {
+        name: "ret60",
+        doc: "log return over 60 bars",
+        get: |f| f.ret[3],
+    },
+    FeatureDef {
+        name: "rvol30",
+        doc: "realised volatility: root mean squared 1-bar log return over 30 bars",
+        get: |f| f.rvol30,
+    },
+    FeatureDef {
+        name: "rvol120",
+        doc: "realised volatility over 120 bars",
+        get: |f| f.rvol120,
+    },
+    FeatureDef {
+        name: "parkinson",
+        doc: "Parkinson high-low volatility over 30 bars",
+        get: |f| f.parkinson,
+    },
+    FeatureDef {
+        name: "ema_fast",
+        doc: "EMA of the close, span 12 bars",
+        get: |f| f.ema_fast,
+    },
+    FeatureDef {
+        name: "ema_slow",
+        doc: "EMA of the close, span 26 bars",
+        get: |f| f.ema_slow,
+    },
+    FeatureDef {
+        name: "macd",
+        doc: "(ema_fast − ema_slow) / close",
+        get: |f| f.macd,
+    },
+    FeatureDef {
+        name: "rsi",
+        doc: "RSI(14), Wilder's smoothing, 0..100",
+        get: |f| f.rsi,
+    },
+    FeatureDef {
+        name: "vwap_dev",
+        doc: "ln(close / VWAP over 30 bars)",
+        get: |f| f.vwap_dev,
+    },
+    FeatureDef {
+        name: "volume_z",
+        doc: "z-score of the bar's volume against the last 30 bars",
+        get: |f| f.volume_z,
+    },
+    FeatureDef {
+        name: "ofi",
+        doc: "order-flow imbalance (buy − sell) / volume, −1..1",
+        get: |f| f.ofi,
+    },
+];
+
+impl Features {
+    /// The feature columns' values, in [`FEATURES`] order.
+    pub fn values(&self) -> [f64; FEATURE_COUNT] {
+        FEATURES.map(|d| (d.get)(self))
+    }
+}
+
 /// Volatility floor, so scaled features stay finite on a flat market.
 pub const MIN_VOL: f64 = 1e-8;
 /// Scaled inputs are clipped to ±this many volatilities: after a quiet
@@ -128,16 +231,16 @@ impl Sum {
 
 /// A ring with running sums of values and squares.
 #[derive(Clone, Debug)]
-struct Window {
+struct RollingSum {
     cap: usize,
     values: VecDeque<f64>,
     acc: Sum,
     acc_sq: Sum,
 }
 
-impl Window {
+impl RollingSum {
     fn new(cap: usize) -> Self {
-        Window {
+        RollingSum {
             cap,
             values: VecDeque::with_capacity(cap + 1),
             acc: Sum::default(),
@@ -172,43 +275,41 @@ impl Window {
 #[derive(Clone, Debug)]
 pub struct FeatureState {
     closes: VecDeque<f64>,
-    sq_ret: [Window; 2],
-    hl_sq: Window,
-    notional: Window,
-    volume: Window,
+    sq_ret: [RollingSum; 2],
+    hl_sq: RollingSum,
+    notional: RollingSum,
+    volume: RollingSum,
     ema: [Option<f64>; 2],
     gain: f64,
     loss: f64,
     rsi_seen: usize,
     lags: [f64; AR_LAGS],
     since_trade: u32,
-    bars_seen: u64,
-    warmup: u64,
+}
+
+impl Default for FeatureState {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FeatureState {
-    /// Fresh state; produces features after `max(warmup, WARMUP_BARS)` bars.
-    pub fn new(warmup: u64) -> Self {
+    /// Fresh state; produces features after [`WARMUP_BARS`] bars (when the
+    /// longest window is full).
+    pub fn new() -> Self {
         FeatureState {
             closes: VecDeque::with_capacity(62),
-            sq_ret: [Window::new(RVOL_BARS[0]), Window::new(RVOL_BARS[1])],
-            hl_sq: Window::new(RANGE_BARS),
-            notional: Window::new(RANGE_BARS),
-            volume: Window::new(RANGE_BARS),
+            sq_ret: [RollingSum::new(RVOL_BARS[0]), RollingSum::new(RVOL_BARS[1])],
+            hl_sq: RollingSum::new(RANGE_BARS),
+            notional: RollingSum::new(RANGE_BARS),
+            volume: RollingSum::new(RANGE_BARS),
             ema: [None, None],
             gain: 0.0,
             loss: 0.0,
             rsi_seen: 0,
             lags: [0.0; AR_LAGS],
             since_trade: 0,
-            bars_seen: 0,
-            warmup: warmup.max(WARMUP_BARS),
         }
-    }
-
-    /// Bars seen since the last reset.
-    pub fn bars_seen(&self) -> u64 {
-        self.bars_seen
     }
 
     /// Adds a closed bar; returns features once warmed up.
@@ -219,7 +320,6 @@ impl FeatureState {
         if self.closes.len() > RETURN_BARS[3] + 1 {
             self.closes.pop_front();
         }
-        self.bars_seen += 1;
         self.since_trade = if bar.trades > 0 {
             0
         } else {
@@ -253,9 +353,8 @@ impl FeatureState {
                 self.loss = (self.loss * (n - 1.0) + l) / n;
             }
         }
-        let ready = self.bars_seen >= self.warmup
-            && self.closes.len() > RETURN_BARS[3]
-            && self.sq_ret.iter().all(Window::full)
+        let ready = self.closes.len() > RETURN_BARS[3]
+            && self.sq_ret.iter().all(RollingSum::full)
             && self.hl_sq.full();
         if !ready {
             return None;
@@ -380,37 +479,6 @@ pub fn naive(bars: &[Bar]) -> Features {
 mod tests {
     use super::*;
     use crate::num::F64;
-    use crate::sim::Rng;
-
-    /// Seeded random bars: a random walk with random ranges, volumes and
-    /// flow, and some bars with no trade (flat, zero volume).
-    fn random_bars(seed: u64, n: usize) -> Vec<Bar> {
-        let mut rng = Rng::new(seed);
-        let mut price = 100.0;
-        (0..n)
-            .map(|i| {
-                let start = i as u64 * 1_000;
-                if rng.uniform() < 0.1 {
-                    return crate::bars::flat_bar("A-B", start, 1_000, F64(price));
-                }
-                let open = price;
-                price *= (2e-3 * rng.normal()).exp();
-                let high = open.max(price) * (1.0 + 1e-3 * rng.uniform());
-                let low = open.min(price) * (1.0 - 1e-3 * rng.uniform());
-                let volume = 0.1 + 5.0 * rng.uniform();
-                let mut b = crate::bars::flat_bar("A-B", start, 1_000, F64(price));
-                b.open = F64(open);
-                b.high = F64(high);
-                b.low = F64(low);
-                b.volume = F64(volume);
-                b.buy_volume = F64(volume * rng.uniform());
-                b.vwap = F64(low + (high - low) * rng.uniform());
-                b.trades = 1 + (rng.uniform() * 20.0) as u32;
-                b.filled = false;
-                b
-            })
-            .collect()
-    }
 
     fn rel_close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)
@@ -419,8 +487,8 @@ mod tests {
     #[test]
     fn every_feature_matches_a_naive_recomputation() {
         for seed in [1, 2, 3] {
-            let bars = random_bars(seed, 600);
-            let mut st = FeatureState::new(0);
+            let bars = crate::sim::random_bars(seed, 600);
+            let mut st = FeatureState::new();
             for (i, bar) in bars.iter().enumerate() {
                 let f = st.update(bar);
                 assert_eq!(
@@ -430,25 +498,11 @@ mod tests {
                 );
                 let Some(f) = f else { continue };
                 let g = naive(&bars[..=i]);
-                let pairs = [
-                    ("ret1", f.ret[0], g.ret[0]),
-                    ("ret5", f.ret[1], g.ret[1]),
-                    ("ret15", f.ret[2], g.ret[2]),
-                    ("ret60", f.ret[3], g.ret[3]),
-                    ("rvol30", f.rvol30, g.rvol30),
-                    ("rvol120", f.rvol120, g.rvol120),
-                    ("parkinson", f.parkinson, g.parkinson),
-                    ("ema_fast", f.ema_fast, g.ema_fast),
-                    ("ema_slow", f.ema_slow, g.ema_slow),
-                    ("macd", f.macd, g.macd),
-                    ("rsi", f.rsi, g.rsi),
-                    ("vwap_dev", f.vwap_dev, g.vwap_dev),
-                    ("volume_z", f.volume_z, g.volume_z),
-                    ("ofi", f.ofi, g.ofi),
-                    ("lag0", f.lags[0], g.lags[0]),
-                    ("lag1", f.lags[1], g.lags[1]),
-                    ("lag2", f.lags[2], g.lags[2]),
-                ];
+                let mut pairs: Vec<(&str, f64, f64)> = FEATURES
+                    .iter()
+                    .map(|d| (d.name, (d.get)(&f), (d.get)(&g)))
+                    .collect();
+                pairs.extend((0..AR_LAGS).map(|k| ("lag", f.lags[k], g.lags[k])));
                 for (name, a, b) in pairs {
                     assert!(rel_close(a, b), "seed {seed} bar {i} {name}: {a} vs {b}");
                 }
@@ -461,7 +515,7 @@ mod tests {
 
     #[test]
     fn a_flat_market_gives_finite_features() {
-        let mut st = FeatureState::new(0);
+        let mut st = FeatureState::new();
         let mut last = None;
         for i in 0..200 {
             last = st.update(&crate::bars::flat_bar("A-B", i * 1_000, 1_000, F64(5.0)));

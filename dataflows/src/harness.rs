@@ -100,3 +100,20 @@ pub fn simulated_deliveries(
     };
     run_in_memory(records, 4, 1, config)
 }
+
+/// [`simulated_deliveries`] grouped into `epochs` runs of consecutive
+/// deliveries (of about equal count): a warehouse's worth of commits for
+/// tests and benchmarks of the warehouse.
+pub fn simulated_epochs(
+    seed: u64,
+    start_ms: u64,
+    duration_ms: u64,
+    trades_per_sec: f64,
+    epochs: usize,
+) -> Result<Vec<Vec<Delivery>>, String> {
+    let deliveries = simulated_deliveries(seed, start_ms, duration_ms, trades_per_sec)?;
+    Ok(deliveries
+        .chunks(deliveries.len().div_ceil(epochs.max(1)).max(1))
+        .map(<[Delivery]>::to_vec)
+        .collect())
+}

@@ -13,6 +13,7 @@ pub mod champion;
 pub mod features;
 pub mod graph;
 pub mod harness;
+pub mod intervals;
 pub mod models;
 pub mod num;
 pub mod predict;

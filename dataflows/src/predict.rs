@@ -10,20 +10,24 @@
 //!
 //! The current prediction per (symbol, horizon, model) is maintained as a
 //! differential collection: a new prediction is emitted with +1 and the one
-//! it replaces with −1, at the same time.
+//! it replaces with −1, at the same time. A horizon in ms is the horizon in
+//! bars times the bar's own length, so nothing here is configured twice.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use tracing::warn;
 
 use crate::bars::Bar;
-use crate::features::{FeatureState, Features};
-use crate::models::{ModelSet, OnlineModel};
+use crate::features::{FeatureState, Features, FEATURES, FEATURE_COUNT};
+use crate::intervals::{Residuals, INTERVAL_COVERAGE, MIN_RESIDUALS, RESIDUAL_WINDOW};
+use crate::models::{ModelParams, OnlineModel};
 use crate::num::F64;
 
 /// One model's prediction for one (symbol, horizon) made at a bar close.
@@ -88,15 +92,15 @@ impl Score {
     }
 }
 
-/// What the predictor emits.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ModelEvent {
-    /// A change to the current-prediction collection (+1 new, −1 replaced).
-    Current(Prediction, isize),
-    /// A scored prediction.
-    Score(Score),
+/// What the predictor produces for one or more bars, by kind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Predicted {
+    /// Changes to the current-prediction collection (+1 new, −1 replaced).
+    pub current: Vec<(Prediction, isize)>,
+    /// Scored predictions.
+    pub scores: Vec<Score>,
     /// The features of a symbol at a bar close (once warmed up).
-    Features(FeatureRow),
+    pub features: Vec<FeatureRow>,
 }
 
 /// One symbol's features at one bar close, as a warehouse row.
@@ -106,78 +110,46 @@ pub struct FeatureRow {
     pub symbol: String,
     /// Bar close (epoch ms).
     pub end_ms: u64,
-    /// ret1, ret5, ret15, ret60, rvol30, rvol120, parkinson, ema_fast,
-    /// ema_slow, macd, rsi, vwap_dev, volume_z, ofi (see [`FEATURE_COLUMNS`]).
-    pub values: Vec<F64>,
+    /// The feature values, in [`FEATURES`] order.
+    pub values: [F64; FEATURE_COUNT],
     /// Bars since the last trade.
     pub bars_since_trade: u32,
 }
 
-/// Names of [`FeatureRow::values`], in order.
-pub const FEATURE_COLUMNS: [&str; 14] = [
-    "ret1",
-    "ret5",
-    "ret15",
-    "ret60",
-    "rvol30",
-    "rvol120",
-    "parkinson",
-    "ema_fast",
-    "ema_slow",
-    "macd",
-    "rsi",
-    "vwap_dev",
-    "volume_z",
-    "ofi",
-];
-
 impl FeatureRow {
     fn of(symbol: &str, end_ms: u64, f: &Features) -> Self {
-        let v = [
-            f.ret[0],
-            f.ret[1],
-            f.ret[2],
-            f.ret[3],
-            f.rvol30,
-            f.rvol120,
-            f.parkinson,
-            f.ema_fast,
-            f.ema_slow,
-            f.macd,
-            f.rsi,
-            f.vwap_dev,
-            f.volume_z,
-            f.ofi,
-        ];
         FeatureRow {
             symbol: symbol.to_string(),
             end_ms,
-            values: v.iter().map(|x| F64(*x)).collect(),
+            values: f.values().map(F64),
             bars_since_trade: f.bars_since_trade,
         }
     }
+
+    /// The value of the feature called `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        let k = FEATURES.iter().position(|d| d.name == name)?;
+        Some(self.values[k].0)
+    }
 }
+
+/// Horizons (bars) predicted unless configured otherwise.
+pub const DEFAULT_HORIZONS: [u32; 3] = [1, 5, 15];
 
 /// Predictor settings.
 #[derive(Clone, Debug)]
 pub struct PredictConfig {
     /// Horizons in bars.
     pub horizons: Vec<u32>,
-    /// Bars of history before the first prediction.
-    pub warmup: u64,
-    /// Bar length (to turn horizons into ms).
-    pub interval_ms: u64,
-    /// The models to run.
-    pub models: ModelSet,
+    /// The models' hyper-parameters.
+    pub params: ModelParams,
 }
 
 impl Default for PredictConfig {
     fn default() -> Self {
         PredictConfig {
-            horizons: vec![1, 5, 15],
-            warmup: 0,
-            interval_ms: 1_000,
-            models: ModelSet::default(),
+            horizons: DEFAULT_HORIZONS.to_vec(),
+            params: ModelParams::default(),
         }
     }
 }
@@ -191,60 +163,6 @@ struct Pending {
 
 /// Largest forecast, in volatilities of the horizon (√h · realised vol).
 pub const MAX_MOVE_VOLS: f64 = 10.0;
-
-/// Central coverage of the prediction intervals.
-pub const INTERVAL_COVERAGE: f64 = 0.8;
-/// Residuals kept per (symbol, horizon, model) for the intervals.
-pub const RESIDUAL_WINDOW: usize = 250;
-/// Residuals needed before an interval is reported.
-pub const MIN_RESIDUALS: usize = 20;
-
-/// The last `cap` residuals of a model, kept sorted for quantiles: O(log n)
-/// search plus a short memmove per update, no re-sorting.
-#[derive(Clone, Debug, Default)]
-pub struct Residuals {
-    ring: VecDeque<f64>,
-    sorted: Vec<f64>,
-    cap: usize,
-}
-
-impl Residuals {
-    /// An empty window of `cap` residuals.
-    pub fn new(cap: usize) -> Self {
-        Residuals {
-            ring: VecDeque::with_capacity(cap + 1),
-            sorted: Vec::with_capacity(cap + 1),
-            cap,
-        }
-    }
-
-    /// Adds a residual (realised − predicted), evicting the oldest.
-    pub fn push(&mut self, r: f64) {
-        if !r.is_finite() {
-            return;
-        }
-        self.ring.push_back(r);
-        let at = self.sorted.partition_point(|x| x.total_cmp(&r).is_lt());
-        self.sorted.insert(at, r);
-        if self.ring.len() > self.cap {
-            let old = self.ring.pop_front().expect("non-empty");
-            let at = self.sorted.partition_point(|x| x.total_cmp(&old).is_lt());
-            self.sorted.remove(at);
-        }
-    }
-
-    /// The (lower, upper) residual quantiles of a central `coverage`
-    /// interval, once at least `min` residuals are known.
-    pub fn interval(&self, coverage: f64, min: usize) -> Option<(f64, f64)> {
-        let n = self.sorted.len();
-        if n < min.max(1) {
-            return None;
-        }
-        let tail = (1.0 - coverage) / 2.0;
-        let idx = |q: f64| ((q * (n - 1) as f64).round() as usize).min(n - 1);
-        Some((self.sorted[idx(tail)], self.sorted[idx(1.0 - tail)]))
-    }
-}
 
 struct HorizonState {
     h: u32,
@@ -265,12 +183,12 @@ impl SymbolState {
     /// Fresh state for `config`.
     pub fn new(config: &PredictConfig) -> Self {
         SymbolState {
-            features: FeatureState::new(config.warmup),
+            features: FeatureState::new(),
             horizons: config
                 .horizons
                 .iter()
                 .map(|&h| {
-                    let models = config.models.instantiate(h);
+                    let models = config.params.instantiate(h);
                     let n = models.len();
                     HorizonState {
                         h,
@@ -286,34 +204,27 @@ impl SymbolState {
 }
 
 /// Processes one bar of one symbol, appending what it produces to `out`.
-pub fn on_bar(
-    state: &mut SymbolState,
-    bar: &Bar,
-    config: &PredictConfig,
-    out: &mut Vec<ModelEvent>,
-) {
+pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
     if bar.after_gap {
         for hs in state.horizons.iter_mut() {
             for cur in hs.current.iter_mut() {
                 if let Some(p) = cur.take() {
-                    out.push(ModelEvent::Current(p, -1));
+                    out.current.push((p, -1));
                 }
             }
             hs.pending.clear();
         }
-        state.features = FeatureState::new(config.warmup);
+        state.features = FeatureState::new();
     }
     let x = state.features.update(bar);
     if let Some(f) = &x {
-        out.push(ModelEvent::Features(FeatureRow::of(
-            &bar.symbol,
-            bar.end_ms,
-            f,
-        )));
+        out.features
+            .push(FeatureRow::of(&bar.symbol, bar.end_ms, f));
     }
     let close = bar.close.0;
+    let interval_ms = bar.end_ms - bar.start_ms;
     for hs in state.horizons.iter_mut() {
-        let horizon_ms = u64::from(hs.h) * config.interval_ms;
+        let horizon_ms = u64::from(hs.h) * interval_ms;
         while let Some(front) = hs.pending.front() {
             let due = front.made_at + horizon_ms;
             if due > bar.end_ms {
@@ -327,7 +238,7 @@ pub fn on_bar(
             for (m, model) in hs.models.iter_mut().enumerate() {
                 let (pred, interval) = p.preds[m];
                 hs.residuals[m].push(y - pred);
-                out.push(ModelEvent::Score(Score {
+                out.scores.push(Score {
                     symbol: bar.symbol.clone(),
                     horizon_bars: hs.h,
                     model: model.name().to_string(),
@@ -336,7 +247,7 @@ pub fn on_bar(
                     predicted_return: F64(pred),
                     realized_return: F64(y),
                     covered: interval.map(|(lo, hi)| lo <= y && y <= hi),
-                }));
+                });
                 if model.learn(&p.x, y) {
                     warn!(symbol = %bar.symbol, model = model.name(), horizon = hs.h, "model reset after divergence");
                 }
@@ -375,9 +286,9 @@ pub fn on_bar(
                 interval_high: interval.map(|i| F64(i.1)),
             };
             if let Some(old) = hs.current[m].replace(pred.clone()) {
-                out.push(ModelEvent::Current(old, -1));
+                out.current.push((old, -1));
             }
-            out.push(ModelEvent::Current(pred, 1));
+            out.current.push((pred, 1));
         }
         hs.pending.push_back(Pending {
             made_at: bar.end_ms,
@@ -388,46 +299,76 @@ pub fn on_bar(
     }
 }
 
+/// The predictor's outputs, as typed streams.
+pub struct PredictorStreams<'s> {
+    /// The current prediction per (symbol, horizon, model), as a collection.
+    pub current: VecCollection<'s, u64, Prediction, isize>,
+    /// Scored predictions, each with the time it was scored at.
+    pub scores: StreamVec<'s, u64, (Score, u64)>,
+    /// Feature rows.
+    pub features: StreamVec<'s, u64, FeatureRow>,
+}
+
 /// Builds the predictor. Bars must already be partitioned by symbol (they
-/// are, coming from [`crate::bars::bars`]), so this is pipelined. Each event
-/// is paired with the timely time it is emitted at (the close of the real bar
-/// that triggered it; gap-filled bars ride on the next real bar), which is
-/// the time to use for collection updates derived from it.
-pub fn predictor<'s>(
-    bars: StreamVec<'s, u64, Bar>,
-    config: PredictConfig,
-) -> StreamVec<'s, u64, (ModelEvent, u64)> {
-    bars.unary_frontier(Pipeline, "Predict", move |_cap, _info| {
-        let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Bar>)> = BTreeMap::new();
+/// are, coming from [`crate::bars::bars`]), so this is pipelined. Everything
+/// a bar produces is emitted at the time of the bar's message (the close of
+/// the real bar that triggered it; gap-filled bars ride on the next real
+/// bar), once the frontier has passed it, on one output per kind.
+pub fn predictor<'s>(bars: StreamVec<'s, u64, Bar>, config: PredictConfig) -> PredictorStreams<'s> {
+    let mut builder = OperatorBuilder::new("Predict".to_owned(), bars.scope());
+    let mut input = builder.new_input(bars, Pipeline);
+    let (current_out, current) = builder.new_output::<Vec<(Prediction, u64, isize)>>();
+    let (scores_out, scores) = builder.new_output::<Vec<(Score, u64)>>();
+    let (features_out, features) = builder.new_output::<Vec<FeatureRow>>();
+    let mut current_out = OutputBuilder::from(current_out);
+    let mut scores_out = OutputBuilder::from(scores_out);
+    let mut features_out = OutputBuilder::from(features_out);
+    builder.build(move |_initial| {
+        // Per time: one capability per output, and the bars at that time.
+        let mut stash: BTreeMap<u64, ([Capability<u64>; 3], Vec<Bar>)> = BTreeMap::new();
         let mut symbols: BTreeMap<String, SymbolState> = BTreeMap::new();
-        let mut out = Vec::new();
-        move |(input, frontier), output| {
+        let mut out = Predicted::default();
+        move |frontiers| {
             input.for_each_stamp(|cap, data| {
                 let Some(&time) = cap.least() else { return };
-                let slot = stash
-                    .entry(time)
-                    .or_insert_with(|| (cap.delayed(&time, output.output_index()), Vec::new()));
+                let slot = stash.entry(time).or_insert_with(|| {
+                    ([0, 1, 2].map(|port| cap.delayed(&time, port)), Vec::new())
+                });
                 slot.1.extend(data.flat_map(|d| d.drain(..)));
             });
+            let (mut current, mut scores, mut features) = (
+                current_out.activate(),
+                scores_out.activate(),
+                features_out.activate(),
+            );
             while let Some(entry) = stash.first_entry() {
-                if frontier.less_equal(entry.key()) {
+                if frontiers[0].less_equal(entry.key()) {
                     break;
                 }
                 let time = *entry.key();
-                let (cap, mut bars) = entry.remove();
+                let ([c0, c1, c2], mut bars) = entry.remove();
                 bars.sort_by(|a, b| (a.end_ms, &a.symbol).cmp(&(b.end_ms, &b.symbol)));
                 for bar in &bars {
                     let st = symbols
                         .entry(bar.symbol.clone())
                         .or_insert_with(|| SymbolState::new(&config));
-                    on_bar(st, bar, &config, &mut out);
+                    on_bar(st, bar, &mut out);
                 }
-                output
-                    .session(&cap)
-                    .give_iterator(out.drain(..).map(|e| (e, time)));
+                current
+                    .session(&c0)
+                    .give_iterator(out.current.drain(..).map(|(p, d)| (p, time, d)));
+                scores
+                    .session(&c1)
+                    .give_iterator(out.scores.drain(..).map(|s| (s, time)));
+                features.session(&c2).give_iterator(out.features.drain(..));
             }
         }
-    })
+    });
+    PredictorStreams {
+        current: current.as_collection(),
+        scores,
+        features,
+    }
 }
 
 #[cfg(test)]
@@ -439,30 +380,19 @@ mod tests {
     fn scores_each_prediction_once_at_its_target() {
         let config = PredictConfig {
             horizons: vec![1, 3],
-            warmup: 0,
-            interval_ms: 1_000,
-            models: ModelSet::default(),
+            params: ModelParams::default(),
         };
         let mut st = SymbolState::new(&config);
-        let mut out = Vec::new();
+        let mut out = Predicted::default();
         let n = 200usize;
         let w = crate::features::WARMUP_BARS as usize;
         let closes: Vec<f64> = (0..n).map(|i| 100.0 + (i as f64 * 0.7).sin()).collect();
         for (i, c) in closes.iter().enumerate() {
             let bar = flat_bar("A-B", i as u64 * 1_000, 1_000, F64(*c));
-            on_bar(&mut st, &bar, &config, &mut out);
+            on_bar(&mut st, &bar, &mut out);
         }
-        let scores: Vec<&Score> = out
-            .iter()
-            .filter_map(|e| {
-                if let ModelEvent::Score(s) = e {
-                    Some(s)
-                } else {
-                    None
-                }
-            })
-            .collect();
-        let models = config.models.names().len();
+        let scores: Vec<&Score> = out.scores.iter().collect();
+        let models = config.params.names().len();
         // Predictions start at bar index w-1 (after warm-up); horizon h scores bars w-1..n-h.
         assert_eq!(
             scores.iter().filter(|s| s.horizon_bars == 1).count(),
@@ -483,37 +413,10 @@ mod tests {
         }
         // The current collection nets to one prediction per (horizon, model).
         let mut net: BTreeMap<(u32, String), isize> = BTreeMap::new();
-        for e in &out {
-            if let ModelEvent::Current(p, d) = e {
-                *net.entry((p.horizon_bars, p.model.clone())).or_default() += d;
-            }
+        for (p, d) in &out.current {
+            *net.entry((p.horizon_bars, p.model.clone())).or_default() += d;
         }
         assert_eq!(net.len(), 2 * models);
         assert!(net.values().all(|d| *d == 1));
-    }
-}
-
-#[cfg(test)]
-mod residual_tests {
-    use super::*;
-
-    #[test]
-    fn residual_quantiles_match_a_sort() {
-        let mut rng = crate::sim::Rng::new(9);
-        let mut r = Residuals::new(50);
-        let mut all = Vec::new();
-        for i in 0..500 {
-            let x = rng.normal();
-            r.push(x);
-            all.push(x);
-            let mut last: Vec<f64> = all[all.len().saturating_sub(50)..].to_vec();
-            last.sort_by(f64::total_cmp);
-            let n = last.len();
-            let got = r.interval(0.8, 1).unwrap();
-            let idx = |q: f64| ((q * (n - 1) as f64).round() as usize).min(n - 1);
-            let tail = (1.0 - 0.8) / 2.0;
-            assert_eq!(got, (last[idx(tail)], last[idx(1.0 - tail)]), "step {i}");
-        }
-        assert!(Residuals::new(5).interval(0.8, 1).is_none());
     }
 }

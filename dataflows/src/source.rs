@@ -9,7 +9,7 @@
 //! records inside a partition, it is the same whichever worker owns the
 //! partition. The worker's capability follows the least watermark of its
 //! partitions that are not idle; a partition is idle once the reader reported
-//! its end and nothing arrived for `idle_timeout` (wall clock). When every
+//! its end and nothing arrived for `idle_timeout` (by the [`Clock`]). When every
 //! owned partition is idle the capability may follow the wall clock minus
 //! `idle_lag` so that a quiet worker does not stall the others in live mode
 //! (disable with `idle_lag = None` for backtests produced while consumed).
@@ -20,7 +20,7 @@
 //! This operator never panics on input; a reader error is logged and retried.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
@@ -63,7 +63,8 @@ pub trait RecordReader: 'static {
     fn finished(&self) -> bool;
 }
 
-/// Where the source's wall clock comes from (a fixed clock in tests).
+/// Where the source's wall clock comes from (epoch ms; a fixed or simulated
+/// clock in tests). The source reads time only through it.
 pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The system wall clock in epoch ms.
@@ -75,6 +76,11 @@ pub fn system_clock() -> Clock {
             .unwrap_or(0)
     })
 }
+
+/// Allowed lateness behind a partition's newest event time unless configured, ms.
+pub const DEFAULT_LATENESS_MS: u64 = 2_000;
+/// Allowed event-time skew ahead of the wall clock unless configured, ms.
+pub const DEFAULT_MAX_FUTURE_MS: u64 = 60_000;
 
 /// Source settings.
 #[derive(Clone)]
@@ -95,12 +101,12 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
-    /// Defaults: 2 s lateness, 60 s future skew, 1 s idle timeout, idle lag
-    /// of 10 s, the system clock.
+    /// Defaults: [`DEFAULT_LATENESS_MS`], [`DEFAULT_MAX_FUTURE_MS`], 1 s
+    /// idle timeout, idle lag of 10 s, the system clock.
     pub fn new() -> Self {
         SourceConfig {
-            lateness_ms: 2_000,
-            max_future_ms: 60_000,
+            lateness_ms: DEFAULT_LATENESS_MS,
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
             idle_timeout: Duration::from_secs(1),
             idle_lag_ms: Some(10_000),
             batch: 4096,
@@ -142,7 +148,8 @@ impl Default for SourceConfig {
 #[derive(Default)]
 struct PartitionState {
     max_ts: Option<u64>,
-    eof_since: Option<Instant>,
+    /// Clock time (ms) the reader reported the partition's end, if nothing came since.
+    eof_since: Option<u64>,
 }
 
 /// Builds the source operator; returns (ticks at event time, rejects).
@@ -200,7 +207,7 @@ pub fn tick_source<'s, R: RecordReader>(
                     match event {
                         SourceEvent::PartitionEof(p) => {
                             if let Some(st) = partitions.get_mut(&p) {
-                                st.eof_since.get_or_insert_with(Instant::now);
+                                st.eof_since.get_or_insert(now);
                             }
                         }
                         SourceEvent::Record(rec) => {
@@ -244,8 +251,11 @@ pub fn tick_source<'s, R: RecordReader>(
                     return;
                 }
                 // Advance time to the least watermark of the partitions that are not idle.
-                let idle =
-                    |st: &PartitionState| st.eof_since.is_some_and(|t| t.elapsed() >= idle_timeout);
+                let idle_ms = idle_timeout.as_millis() as u64;
+                let idle = |st: &PartitionState| {
+                    st.eof_since
+                        .is_some_and(|t| now.saturating_sub(t) >= idle_ms)
+                };
                 let active_min = partitions
                     .values()
                     .filter(|st| !idle(st))
@@ -312,8 +322,11 @@ impl RecordReader for VecReader {
     }
 }
 
-/// Assigns payloads to partitions the way a keyed producer does here
-/// (stable hash of the symbol), numbering offsets per partition.
+/// Assigns payloads to in-memory partitions by a stable hash of the key
+/// (FNV-1a, [`crate::num::stable_hash`]) and numbers offsets per partition.
+/// This is not the Kafka producer's partitioner (murmur2): records keyed
+/// alike share a partition here as there, but not the same partition
+/// number. Nothing may depend on which partition a symbol lands in.
 pub fn partition_records(
     payloads: impl IntoIterator<Item = (String, Vec<u8>)>,
     num_partitions: i32,

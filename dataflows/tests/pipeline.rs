@@ -85,18 +85,15 @@ fn run(records: &[Record], workers: usize, config: PipelineConfig) -> Vec<Delive
 /// Everything a run produced, as comparable sets: every output with its
 /// delivery time (rejects included: they carry their partition's watermark),
 /// and the rejects on their own for a clearer failure message.
-fn normalise(d: &[Delivery]) -> (Vec<(u64, Output)>, Vec<Output>) {
+fn normalise(d: &[Delivery]) -> (Vec<(u64, (Output, isize))>, Vec<Output>) {
     let mut timed = Vec::new();
     let mut rejects = Vec::new();
     for del in d {
-        for o in &del.outputs {
-            match o {
-                Output::Reject(_) => {
-                    rejects.push(o.clone());
-                    timed.push((del.time, o.clone()));
-                }
-                _ => timed.push((del.time, o.clone())),
+        for change in &del.changes {
+            if let (Output::Reject(_), _) = change {
+                rejects.push(change.0.clone());
             }
+            timed.push((del.time, change.clone()));
         }
     }
     timed.sort();
@@ -121,7 +118,7 @@ fn assert_same(a: &[Delivery], b: &[Delivery], what: &str) {
 fn bars_of(d: &[Delivery]) -> Vec<Bar> {
     let mut v: Vec<Bar> = d
         .iter()
-        .flat_map(|d| d.outputs.iter())
+        .flat_map(|d| d.changes.iter().map(|(o, _)| o))
         .filter_map(|o| {
             if let Output::Bar(b) = o {
                 Some(b.clone())
@@ -194,7 +191,7 @@ fn same_answer_on_1_2_and_4_workers_and_bars_match_the_oracle() {
     // Predictions, scores, champions and best predictions all flowed.
     let count = |f: &dyn Fn(&Output) -> bool| {
         one.iter()
-            .flat_map(|d| d.outputs.iter())
+            .flat_map(|d| d.changes.iter().map(|(o, _)| o))
             .filter(|o| f(o))
             .count()
     };
@@ -211,7 +208,7 @@ fn every_reject_reason_is_produced_and_nothing_accepted_is_lost() {
     let out = run(&records, 2, config());
     let mut reasons: BTreeMap<RejectReason, usize> = BTreeMap::new();
     let mut rejected: BTreeSet<Position> = BTreeSet::new();
-    for o in out.iter().flat_map(|d| d.outputs.iter()) {
+    for o in out.iter().flat_map(|d| d.changes.iter().map(|(o, _)| o)) {
         if let Output::Reject(r) = o {
             *reasons.entry(r.reason).or_default() += 1;
             assert!(!r.payload.is_empty() && !r.detail.is_empty());
@@ -253,7 +250,7 @@ fn no_look_ahead_changing_the_future_changes_no_past_prediction() {
         .collect();
     let predictions_until = |d: &[Delivery]| -> Vec<Output> {
         d.iter()
-            .flat_map(|d| d.outputs.iter())
+            .flat_map(|d| d.changes.iter().map(|(o, _)| o))
             .filter(|o| matches!(o, Output::Prediction(p) if p.made_at_ms <= cut))
             .cloned()
             .collect()
@@ -266,7 +263,7 @@ fn no_look_ahead_changing_the_future_changes_no_past_prediction() {
     // And the change did reach later predictions (the test can fail).
     let later = |d: &[Delivery]| -> Vec<Output> {
         d.iter()
-            .flat_map(|d| d.outputs.iter())
+            .flat_map(|d| d.changes.iter().map(|(o, _)| o))
             .filter(|o| matches!(o, Output::Prediction(p) if p.made_at_ms > cut + 60_000))
             .cloned()
             .collect()
@@ -277,8 +274,8 @@ fn no_look_ahead_changing_the_future_changes_no_past_prediction() {
 /// The champion of each (symbol, horizon) at the end of the run.
 fn final_champions(d: &[Delivery]) -> BTreeMap<(String, u32), dataflows::champion::Champion> {
     let mut net: BTreeMap<((String, u32), dataflows::champion::Champion), isize> = BTreeMap::new();
-    for o in d.iter().flat_map(|d| d.outputs.iter()) {
-        if let Output::Champion(k, c, diff) = o {
+    for (o, diff) in d.iter().flat_map(|d| d.changes.iter()) {
+        if let Output::Champion(k, c) = o {
             *net.entry((k.clone(), c.clone())).or_default() += diff;
         }
     }
@@ -315,10 +312,11 @@ fn daily_champion_is_learned_on_momentum_and_persistence_on_a_random_walk() {
         let last_day = (START / DAY_MS + 1) as i32;
         let mut evals: BTreeMap<(String, u32, String), dataflows::champion::Evaluation> =
             BTreeMap::new();
-        for o in d.iter().flat_map(|d| d.outputs.iter()) {
-            if let Output::Evaluation((s, h), day, e, diff) = o {
-                if *day == last_day && *diff > 0 {
-                    evals.insert((s.clone(), *h, e.model.clone()), e.clone());
+        for o in d.iter().flat_map(|d| d.inserted()) {
+            if let Output::Evaluation(e) = o {
+                if e.day == last_day {
+                    let key = (e.symbol.clone(), e.horizon_bars, e.evaluation.model.clone());
+                    evals.insert(key, e.evaluation.clone());
                 }
             }
         }

@@ -17,7 +17,10 @@ use axum::{Json, Router};
 use dataflows::tick::is_canonical_symbol;
 use serde::{Deserialize, Serialize};
 
-use crate::state::{AppState, BestEntry};
+pub mod view;
+
+use view::BestEntry;
+pub use view::LiveView;
 
 /// An API error: status plus message, rendered as JSON.
 #[derive(Debug)]
@@ -114,7 +117,7 @@ pub struct PredictionQuery {
     pub horizon_ms: Option<u64>,
 }
 
-type Shared = Arc<AppState>;
+type Shared = Arc<LiveView>;
 
 /// The router.
 pub fn app(state: Shared) -> Router {
@@ -205,7 +208,7 @@ pub struct ModelQuery {
     pub day: Option<String>,
 }
 
-fn check_symbol(state: &AppState, symbol: Option<&str>) -> Result<(), ApiError> {
+fn check_symbol(state: &LiveView, symbol: Option<&str>) -> Result<(), ApiError> {
     let Some(s) = symbol else { return Ok(()) };
     if !is_canonical_symbol(s) {
         return Err(ApiError::new(
@@ -232,7 +235,7 @@ fn bad_query(e: QueryRejection) -> ApiError {
 async fn models(
     State(state): State<Shared>,
     q: Result<Query<ModelQuery>, QueryRejection>,
-) -> Result<Json<Vec<crate::state::SeriesModels>>, ApiError> {
+) -> Result<Json<Vec<view::SeriesModels>>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     if q.day.is_some() {
         return Err(ApiError::new(
@@ -247,12 +250,12 @@ async fn models(
 async fn evaluations(
     State(state): State<Shared>,
     q: Result<Query<ModelQuery>, QueryRejection>,
-) -> Result<Json<Vec<crate::state::EvaluationRow>>, ApiError> {
+) -> Result<Json<Vec<view::EvaluationRow>>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     check_symbol(&state, q.symbol.as_deref())?;
     let day = match q.day.as_deref() {
         None => None,
-        Some(d) => Some(crate::state::parse_day(d).ok_or_else(|| {
+        Some(d) => Some(crate::warehouse::date::parse_day(d).ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("`{d}` is not a date like 2026-11-24"),

@@ -9,12 +9,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
-use dataflows::bars::flat_bar;
 use dataflows::features::FeatureState;
-use dataflows::models::{ModelSet, OnlineModel};
-use dataflows::num::F64;
-use dataflows::predict::{on_bar, PredictConfig, SymbolState};
-use dataflows::sim::Rng;
+use dataflows::models::{ModelParams, OnlineModel};
+use dataflows::predict::{on_bar, PredictConfig, Predicted, SymbolState};
 
 struct Counting;
 
@@ -44,37 +41,19 @@ struct Args {
     bars: usize,
 }
 
-fn random_bars(seed: u64, n: usize) -> Vec<dataflows::bars::Bar> {
-    let mut rng = Rng::new(seed);
-    let mut price = 100.0;
-    (0..n)
-        .map(|i| {
-            price *= (1e-3 * rng.normal()).exp();
-            let mut b = flat_bar("SYM-USD", i as u64 * 1_000, 1_000, F64(price));
-            b.high = F64(price * (1.0 + 5e-4 * rng.uniform()));
-            b.low = F64(price * (1.0 - 5e-4 * rng.uniform()));
-            b.volume = F64(1.0 + rng.uniform());
-            b.buy_volume = F64(b.volume.0 * rng.uniform());
-            b.trades = 3;
-            b.filled = false;
-            b
-        })
-        .collect()
-}
-
 fn main() {
     let args = Args::parse();
-    let bars = random_bars(1, args.bars);
+    let bars = dataflows::sim::random_bars(1, args.bars);
     let config = PredictConfig::default();
 
     // Each model alone: heap bytes per instance after warming it up.
-    let mut features = FeatureState::new(0);
+    let mut features = FeatureState::new();
     let xs: Vec<_> = bars.iter().filter_map(|b| features.update(b)).collect();
-    for name in ModelSet::default().names() {
+    for name in ModelParams::default().names() {
         let before = LIVE.load(Ordering::Relaxed);
         let mut models: Vec<Box<dyn OnlineModel>> = (0..1_000)
             .map(|_| {
-                ModelSet::default()
+                ModelParams::default()
                     .instantiate(1)
                     .into_iter()
                     .find(|m| m.name() == name)
@@ -118,17 +97,19 @@ fn main() {
     let mut states: Vec<SymbolState> = (0..args.symbols)
         .map(|_| SymbolState::new(&config))
         .collect();
-    let mut out = Vec::new();
+    let mut out = Predicted::default();
     let t = Instant::now();
     for bar in &bars {
         for st in states.iter_mut() {
-            on_bar(st, bar, &config, &mut out);
-            out.clear();
+            on_bar(st, bar, &mut out);
+            out.current.clear();
+            out.scores.clear();
+            out.features.clear();
         }
     }
     let secs = t.elapsed().as_secs_f64();
     let bytes = (LIVE.load(Ordering::Relaxed) - before) as f64 / args.symbols as f64;
-    let models = ModelSet::default().names().len() * config.horizons.len();
+    let models = ModelParams::default().names().len() * config.horizons.len();
     println!(
         "{}",
         serde_json::json!({

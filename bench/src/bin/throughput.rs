@@ -64,7 +64,7 @@ fn payloads(n: u64) -> Vec<(String, Vec<u8>)> {
 fn summary(d: &[Delivery]) -> (u64, u64) {
     let mut bars = 0;
     let mut preds = 0;
-    for o in d.iter().flat_map(|d| d.outputs.iter()) {
+    for o in d.iter().flat_map(|d| d.inserted()) {
         match o {
             Output::Bar(_) => bars += 1,
             Output::Prediction(_) => preds += 1,

@@ -54,9 +54,10 @@ pub trait OnlineModel: Send {
     fn learn(&mut self, x: &Features, y: f64) -> bool;
 }
 
-/// Which models to run, in a fixed order (the order reaches outputs).
+/// The online models' hyper-parameters; [`ModelParams::instantiate`] makes
+/// one instance of every model, in a fixed order (the order reaches outputs).
 #[derive(Clone, Debug, PartialEq)]
-pub struct ModelSet {
+pub struct ModelParams {
     /// RLS and AR forgetting factor.
     pub rls_lambda: f64,
     /// EWMA drift smoothing factor.
@@ -67,9 +68,9 @@ pub struct ModelSet {
     pub logistic_rate: f64,
 }
 
-impl Default for ModelSet {
+impl Default for ModelParams {
     fn default() -> Self {
-        ModelSet {
+        ModelParams {
             rls_lambda: 0.995,
             drift_alpha: 0.05,
             holt: (0.3, 0.05),
@@ -78,7 +79,7 @@ impl Default for ModelSet {
     }
 }
 
-impl ModelSet {
+impl ModelParams {
     /// Fresh instances of every model for one (symbol, horizon of `h` bars).
     pub fn instantiate(&self, h: u32) -> Vec<Box<dyn OnlineModel>> {
         vec![

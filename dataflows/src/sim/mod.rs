@@ -444,5 +444,38 @@ impl Iterator for Simulator {
     }
 }
 
+/// Seeded random bars of one symbol (`A-B`, 1 s): a random walk with random
+/// ranges, volumes, VWAPs and flow, and one bar in ten with no trade (flat,
+/// zero volume). Input for feature and model tests and benchmarks that need
+/// bars without running the whole dataflow.
+pub fn random_bars(seed: u64, n: usize) -> Vec<crate::bars::Bar> {
+    use crate::bars::flat_bar;
+    let mut rng = Rng::new(seed);
+    let mut price = 100.0;
+    (0..n)
+        .map(|i| {
+            let start = i as u64 * 1_000;
+            if rng.uniform() < 0.1 {
+                return flat_bar("A-B", start, 1_000, F64(price));
+            }
+            let open = price;
+            price *= (2e-3 * rng.normal()).exp();
+            let high = open.max(price) * (1.0 + 1e-3 * rng.uniform());
+            let low = open.min(price) * (1.0 - 1e-3 * rng.uniform());
+            let volume = 0.1 + 5.0 * rng.uniform();
+            let mut b = flat_bar("A-B", start, 1_000, F64(price));
+            b.open = F64(open);
+            b.high = F64(high);
+            b.low = F64(low);
+            b.volume = F64(volume);
+            b.buy_volume = F64(volume * rng.uniform());
+            b.vwap = F64(low + (high - low) * rng.uniform());
+            b.trades = 1 + (rng.uniform() * 20.0) as u32;
+            b.filled = false;
+            b
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;
