@@ -4,7 +4,6 @@
 //! the integration tests and the benchmarks.
 
 pub mod broker;
-pub mod compact;
 pub mod decimal;
 pub mod demo;
 pub mod feed;
@@ -14,9 +13,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod pipeline;
 pub mod replay;
-pub mod state;
 pub mod symbols;
-pub mod tables;
 pub mod warehouse;
 
 /// The wall clock in epoch ms: for pacing, connection bookkeeping and the

@@ -10,9 +10,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use cryptoflow::tables::{self, ShowFilter};
-use cryptoflow::warehouse::{Warehouse, TABLES};
-use dataflows::harness::simulated_deliveries;
+use cryptoflow::warehouse::{catalog, read, Warehouse};
+use dataflows::harness::simulated_epochs;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
@@ -22,14 +21,14 @@ const START: u64 = 1_764_028_800_000 - 240_000;
 
 /// Eight minutes of simulated pipeline output committed as `epochs` epochs.
 fn write_warehouse(dir: &Path, epochs: usize, checkpoint_every: u64) {
-    let deliveries = simulated_deliveries(7, START, 480_000, 3.0).unwrap();
+    let epochs = simulated_epochs(7, START, 480_000, 3.0, epochs).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut wh = Warehouse::open(dir, 1_000)
+        let mut wh = Warehouse::open(dir)
             .await
             .unwrap()
             .with_checkpoint_every(checkpoint_every);
-        for epoch in deliveries.chunks(deliveries.len().div_ceil(epochs)) {
+        for epoch in &epochs {
             wh.commit(epoch).await.unwrap();
         }
     });
@@ -37,24 +36,13 @@ fn write_warehouse(dir: &Path, epochs: usize, checkpoint_every: u64) {
 
 /// Every row of `name` as canonical JSON, sorted (a multiset).
 fn row_set(root: &Path, name: &str) -> Vec<String> {
-    let filter = ShowFilter {
-        limit: usize::MAX,
-        ..ShowFilter::default()
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut rows: Vec<String> = rt
-        .block_on(tables::rows(root, name, &filter))
-        .unwrap()
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap())
-        .collect();
-    rows.sort();
-    rows
+    rt.block_on(read::row_set(root, name)).unwrap()
 }
 
 fn committed_epochs(root: &Path) -> Vec<(String, Option<i64>)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(tables::list(root))
+    rt.block_on(read::list(root))
         .unwrap()
         .into_iter()
         .map(|t| (t.name, t.committed_epoch))
@@ -100,7 +88,7 @@ fn compaction_keeps_every_row_and_epoch_with_fewer_files() {
     copy_dir(&before, &after);
 
     let reports = compact_json(&after);
-    assert_eq!(reports.len(), TABLES.len(), "{reports:?}");
+    assert_eq!(reports.len(), catalog::names().len(), "{reports:?}");
     let report = |name: &str| {
         reports
             .iter()
@@ -121,7 +109,7 @@ fn compaction_keeps_every_row_and_epoch_with_fewer_files() {
     }
 
     // Rust side: the same rows and the same committed epochs.
-    for name in TABLES {
+    for name in catalog::names() {
         assert_eq!(row_set(&before, name), row_set(&after, name), "{name}");
     }
     assert_eq!(committed_epochs(&before), committed_epochs(&after));
@@ -136,7 +124,7 @@ fn compaction_keeps_every_row_and_epoch_with_fewer_files() {
         .trim(),
     )
     .unwrap();
-    for name in TABLES {
+    for name in catalog::names() {
         let (r, t) = (report(name), &py[name]);
         assert_eq!(t["files_a"], r["files_before"], "{name}: {t} {r}");
         assert_eq!(t["files_b"], r["files_after"], "{name}: {t} {r}");

@@ -1,11 +1,12 @@
 //! `cryptoflow tables …`: the command-line side of the warehouse commands
-//! (flags, validation and printing); the work is in `cryptoflow::tables`
-//! and `cryptoflow::compact`.
+//! (flags, validation and printing); the work is in `cryptoflow::warehouse`
+//! (`read`, `maintain`, `compact`).
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use cryptoflow::compact::{compact, CompactOptions, CompactReport};
+use cryptoflow::warehouse::compact::{compact, CompactOptions, CompactReport};
+use cryptoflow::warehouse::{catalog, date, maintain, read};
 
 #[derive(Subcommand)]
 pub enum TablesCommand {
@@ -20,7 +21,8 @@ pub enum TablesCommand {
     },
     /// Print rows of one table.
     Show {
-        /// bars, features, predictions, scores, evaluations or rejects.
+        /// The table (`tables schema` lists them).
+        #[arg(value_parser = table_name)]
         table: String,
         /// Warehouse root.
         #[arg(long, default_value = "./data")]
@@ -38,6 +40,8 @@ pub enum TablesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every table's columns: name, type and meaning (Markdown, as in the README).
+    Schema,
     /// Rewrite many small files per date partition as few large ones (one OPTIMIZE commit per table).
     Compact {
         /// Tables to compact (default: every table).
@@ -73,6 +77,16 @@ pub enum TablesCommand {
     },
 }
 
+fn table_name(s: &str) -> Result<String, String> {
+    match catalog::table(s) {
+        Some(t) => Ok(t.name().to_string()),
+        None => Err(format!(
+            "unknown table `{s}` (tables: {})",
+            catalog::names().join(", ")
+        )),
+    }
+}
+
 /// Runs one `tables` subcommand.
 pub fn run(command: TablesCommand) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -80,7 +94,7 @@ pub fn run(command: TablesCommand) -> anyhow::Result<()> {
         .build()?;
     match command {
         TablesCommand::List { data_dir, json } => {
-            let infos = rt.block_on(cryptoflow::tables::list(&data_dir))?;
+            let infos = rt.block_on(read::list(&data_dir))?;
             anyhow::ensure!(!infos.is_empty(), "no tables under {}", data_dir.display());
             if json {
                 for i in &infos {
@@ -110,22 +124,22 @@ pub fn run(command: TablesCommand) -> anyhow::Result<()> {
         } => {
             if let Some(s) = &since {
                 anyhow::ensure!(
-                    cryptoflow::state::parse_day(s).is_some(),
+                    date::parse_day(s).is_some(),
                     "--since {s}: expected a date like 2026-11-24"
                 );
             }
-            let filter = cryptoflow::tables::ShowFilter {
+            let filter = read::ShowFilter {
                 symbol,
                 since,
                 limit,
             };
-            let rows = rt.block_on(cryptoflow::tables::rows(&data_dir, &table, &filter))?;
+            let rows = rt.block_on(read::rows(&data_dir, &table, &filter))?;
             if json {
                 for r in &rows {
                     println!("{}", serde_json::to_string(r)?);
                 }
             } else {
-                println!("{}", cryptoflow::tables::render(&table, &rows));
+                println!("{}", read::render(&table, &rows));
             }
         }
         TablesCommand::Compact {
@@ -147,8 +161,9 @@ pub fn run(command: TablesCommand) -> anyhow::Result<()> {
             );
             print_compact(&reports, json)?;
         }
+        TablesCommand::Schema => print!("{}", catalog::markdown()),
         TablesCommand::Checkpoint { data_dir } => {
-            for (t, v) in rt.block_on(cryptoflow::tables::checkpoint(&data_dir))? {
+            for (t, v) in rt.block_on(maintain::checkpoint_all(&data_dir))? {
                 println!("{t}: checkpoint at version {v}");
             }
         }
@@ -156,7 +171,7 @@ pub fn run(command: TablesCommand) -> anyhow::Result<()> {
             data_dir,
             retention_hours,
         } => {
-            for (t, n) in rt.block_on(cryptoflow::tables::vacuum(&data_dir, retention_hours))? {
+            for (t, n) in rt.block_on(maintain::vacuum(&data_dir, retention_hours))? {
                 println!("{t}: {n} file(s) deleted");
             }
         }

@@ -3,9 +3,14 @@
 //! Delta reader.
 //!
 //! Tables: `bars`, `features`, `predictions`, `scores`, `evaluations`,
-//! `rejects` (schemas in `batch.rs` and the README). Prices and returns are doubles (IEEE-754, what the models
-//! compute with); instants are `timestamp` (µs, UTC); `date` is the UTC date
-//! partition.
+//! `rejects`, each defined once in [`catalog`] (see [`schema`] for how).
+//! Prices and returns are doubles (IEEE-754, what the models compute with);
+//! instants are `timestamp` (µs, UTC); `date` is the UTC date partition.
+//!
+//! The parts: [`schema`] and [`catalog`] (what the tables are), this module
+//! (opening them and committing epochs), [`read`] (listing, showing and
+//! scanning without a query engine), [`maintain`] (checkpoints, vacuum),
+//! [`compact`] (rewriting small files) and [`date`] (UTC day names).
 //!
 //! Exactly once: the pipeline commits whole epochs — every complete delivery
 //! up to an event time T — with one Delta commit per table that also carries
@@ -38,11 +43,18 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::StructType;
 use deltalake::kernel::Transaction;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaResult, DeltaTable};
+use deltalake::DeltaTable;
 use tracing::warn;
 
-mod batch;
-pub use batch::{batch, schema, Rows};
+pub mod catalog;
+pub mod compact;
+pub mod date;
+pub mod maintain;
+pub mod read;
+pub mod schema;
+
+pub use catalog::{table, tables};
+pub use maintain::checkpoint;
 
 /// Errors of the warehouse.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +70,17 @@ pub enum Error {
     /// Building a batch failed (a bug: schemas are fixed here).
     #[error("building an arrow batch")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
+    /// A column's getter gave a value its definition does not allow (a bug
+    /// in [`catalog`]).
+    #[error("table `{table}`, column `{column}`: {detail}")]
+    Column {
+        /// Which table.
+        table: &'static str,
+        /// Which column.
+        column: &'static str,
+        /// What it got.
+        detail: String,
+    },
     /// The root is not usable.
     #[error("warehouse root {path}")]
     Io {
@@ -68,26 +91,22 @@ pub enum Error {
     },
     /// Not a valid location.
     #[error("bad table location {0}")]
-    Url(String),
+    Location(String),
+    /// A `_delta_log` without any table version in it.
+    #[error("{path} has a _delta_log but no table version")]
+    NoVersion {
+        /// The table directory.
+        path: PathBuf,
+    },
 }
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The tables, in a fixed order.
-pub const TABLES: [&str; 6] = [
-    "bars",
-    "features",
-    "predictions",
-    "scores",
-    "evaluations",
-    "rejects",
-];
 /// The open warehouse.
 pub struct Warehouse {
     root: PathBuf,
     tables: BTreeMap<&'static str, DeltaTable>,
-    interval_ms: u64,
     committed: BTreeMap<&'static str, Option<u64>>,
     checkpoint_every: u64,
 }
@@ -99,30 +118,23 @@ pub const APP_ID: &str = "cryptoflow";
 /// (Delta's own default interval).
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 100;
 
-/// Writes a checkpoint of `table` at its current version, then deletes the
-/// log entries it makes unnecessary that are older than the table's log
-/// retention. Returns how many log files were deleted.
-pub async fn checkpoint(table: &DeltaTable) -> DeltaResult<usize> {
-    deltalake::checkpoints::create_checkpoint(table, None).await?;
-    deltalake::checkpoints::cleanup_metadata(table, None).await
-}
-
 fn table_url(path: &Path) -> Result<url::Url> {
-    url::Url::from_directory_path(path).map_err(|_| Error::Url(path.display().to_string()))
+    url::Url::from_directory_path(path).map_err(|_| Error::Location(path.display().to_string()))
 }
 
 impl Warehouse {
     /// Opens (creating when missing) every table under `root`.
-    pub async fn open(root: &Path, interval_ms: u64) -> Result<Self> {
+    pub async fn open(root: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: root.to_path_buf(),
             source,
         };
         std::fs::create_dir_all(root).map_err(io)?;
         let root = std::fs::canonicalize(root).map_err(io)?;
-        let mut tables = BTreeMap::new();
+        let mut opened = BTreeMap::new();
         let mut committed = BTreeMap::new();
-        for name in TABLES {
+        for def in tables() {
+            let name = def.name();
             let path = root.join(name);
             std::fs::create_dir_all(&path).map_err(|source| Error::Io {
                 path: path.clone(),
@@ -141,7 +153,8 @@ impl Warehouse {
                     .map_err(delta)?
                     .build()
                     .map_err(delta)?;
-                let kernel: StructType = schema(name)
+                let kernel: StructType = def
+                    .schema()
                     .as_ref()
                     .try_into_kernel()
                     .map_err(|e| delta(deltalake::DeltaTableError::Generic(e.to_string())))?;
@@ -149,15 +162,12 @@ impl Warehouse {
                     .create()
                     .with_table_name(name)
                     .with_columns(kernel.fields().cloned())
-                    .with_partition_columns(["date"])
+                    .with_partition_columns([def.partition()])
                     .await
                     .map_err(delta)?
             };
             if table.version().is_none() {
-                return Err(Error::Url(format!(
-                    "{} has a _delta_log but no table version",
-                    path.display()
-                )));
+                return Err(Error::NoVersion { path });
             }
             let version = table
                 .snapshot()
@@ -172,12 +182,11 @@ impl Warehouse {
                     source: Box::new(source),
                 })?;
             committed.insert(name, version.and_then(|v| u64::try_from(v).ok()));
-            tables.insert(name, table);
+            opened.insert(name, table);
         }
         Ok(Warehouse {
             root,
-            tables,
-            interval_ms,
+            tables: opened,
             committed,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
         })
@@ -211,18 +220,18 @@ impl Warehouse {
             return Ok(0);
         };
         let mut written = 0;
-        for name in TABLES {
+        for def in tables() {
+            let name = def.name();
             let after = self.committed(name);
-            let rows = Rows::of_table(
-                name,
-                deliveries
-                    .iter()
-                    .filter(|d| after.is_none_or(|c| d.time > c)),
-            );
-            if rows.is_empty() {
+            let due: Vec<&Delivery> = deliveries
+                .iter()
+                .filter(|d| after.is_none_or(|c| d.time > c))
+                .collect();
+            let rows = def.count(&due);
+            if rows == 0 {
                 continue;
             }
-            let batch = batch(name, &rows, self.interval_ms)?;
+            let batch = def.batch(&due)?;
             let table = self.tables.get_mut(name).expect("every table is open");
             let delta = |source| Error::Delta {
                 table: name.to_string(),
@@ -239,7 +248,7 @@ impl Warehouse {
             writer.write(batch).await.map_err(delta)?;
             let version = writer.flush_and_commit(table).await.map_err(delta)?;
             self.committed.insert(name, Some(epoch));
-            written += rows.len();
+            written += rows;
             if self.checkpoint_every > 0 && version % self.checkpoint_every == 0 {
                 checkpoint_and_reload(name, table, version).await;
             }

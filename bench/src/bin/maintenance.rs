@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use cryptoflow::compact::{compact, CompactOptions};
-use cryptoflow::tables::scan;
-use cryptoflow::warehouse::{Warehouse, TABLES};
+use cryptoflow::warehouse::compact::{compact, CompactOptions};
+use cryptoflow::warehouse::read::scan;
+use cryptoflow::warehouse::{catalog, Warehouse};
 use dataflows::harness::simulated_deliveries;
 use dataflows::Delivery;
 use serde_json::{json, Value};
@@ -69,7 +69,7 @@ async fn read_all(root: &Path, reads: usize) -> anyhow::Result<Value> {
     for _ in 0..reads.max(1) {
         let t = Instant::now();
         (files, rows, bytes) = (0, 0, 0);
-        for name in TABLES {
+        for name in catalog::names() {
             let s = scan(root, name).await?;
             files += s.files;
             rows += s.rows;
@@ -89,7 +89,7 @@ async fn read_all(root: &Path, reads: usize) -> anyhow::Result<Value> {
 
 /// Files under the tables' `_delta_log` directories.
 fn log_entries(root: &Path) -> usize {
-    TABLES
+    catalog::names()
         .iter()
         .filter_map(|t| std::fs::read_dir(root.join(t).join("_delta_log")).ok())
         .map(|d| d.count())
@@ -125,9 +125,7 @@ async fn run(
     every: u64,
     dir: PathBuf,
 ) -> anyhow::Result<Value> {
-    let mut wh = Warehouse::open(&dir, 1_000)
-        .await?
-        .with_checkpoint_every(every);
+    let mut wh = Warehouse::open(&dir).await?.with_checkpoint_every(every);
     let mut latencies = Vec::with_capacity(epochs.len());
     let mut rows = 0;
     let t = Instant::now();

@@ -1,13 +1,9 @@
-//! `cryptoflow tables …`: look at and maintain the warehouse from the
-//! terminal. `list` shows each table's version, committed epoch, files and
-//! rows; `show` prints rows (a text table, or JSON lines with `--json`),
-//! filtered by symbol and UTC date; `checkpoint` writes a Delta checkpoint of
-//! every table (and deletes expired log entries); `vacuum` deletes files no
-//! longer referenced and older than a retention window; [`scan`] decodes a
-//! whole table. Reading needs no query engine: the active files of the
-//! current snapshot are read with the parquet reader, and the partition
-//! column comes from each file's path. Never writes table data (compaction,
-//! which does, is `crate::compact`).
+//! Reading the warehouse without a query engine (`cryptoflow tables list |
+//! show`, benchmarks, tests): [`list`] gives each table's version, committed
+//! epoch, files and rows; [`rows`] decodes rows as JSON objects, filtered by
+//! symbol and UTC date; [`scan`] decodes a whole table. The active files of
+//! the current snapshot are read with the parquet reader, and the partition
+//! column comes from each file's path. Never writes anything.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,15 +15,13 @@ use deltalake::DeltaTable;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::warehouse::{APP_ID, TABLES};
+use super::{catalog, APP_ID};
 
-/// Errors of the table commands.
+/// Errors of reading and maintaining tables.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Not one of the warehouse's tables.
-    #[error(
-        "unknown table `{0}` (tables: bars, features, predictions, scores, evaluations, rejects)"
-    )]
+    #[error("unknown table `{0}` (tables: {tables})", tables = catalog::names().join(", "))]
     UnknownTable(String),
     /// The table does not exist under the root yet.
     #[error("no Delta table at {0} (has `cryptoflow run` written there?)")]
@@ -66,7 +60,7 @@ pub struct TableInfo {
 /// Opens the warehouse table `name` under `root` (an unknown name or a
 /// table not written yet is an error).
 pub async fn open(root: &Path, name: &str) -> Result<DeltaTable> {
-    if !TABLES.contains(&name) {
+    if catalog::table(name).is_none() {
         return Err(Error::UnknownTable(name.to_string()));
     }
     let path = root.join(name);
@@ -108,9 +102,9 @@ async fn local_files(table: &DeltaTable) -> Result<Vec<PathBuf>> {
 }
 
 /// The warehouse's tables that exist under `root`, opened.
-async fn existing(root: &Path) -> Result<Vec<(&'static str, DeltaTable)>> {
+pub(crate) async fn existing(root: &Path) -> Result<Vec<(&'static str, DeltaTable)>> {
     let mut out = Vec::new();
-    for name in TABLES {
+    for name in catalog::names() {
         match open(root, name).await {
             Ok(t) => out.push((name, t)),
             Err(Error::Missing(_)) => {}
@@ -253,13 +247,27 @@ pub async fn rows(root: &Path, name: &str, filter: &ShowFilter) -> Result<Vec<Ma
     Ok(out)
 }
 
-/// Renders rows as an aligned text table with the schema's column order.
-pub fn render(name: &str, rows: &[Map<String, Value>]) -> String {
-    let columns: Vec<String> = crate::warehouse::schema(name)
-        .fields()
+/// Every row of `name` as canonical JSON, sorted: a multiset, to compare
+/// two tables row for row whatever their files and row order.
+pub async fn row_set(root: &Path, name: &str) -> Result<Vec<String>> {
+    let filter = ShowFilter {
+        limit: usize::MAX,
+        ..ShowFilter::default()
+    };
+    let mut out: Vec<String> = rows(root, name, &filter)
+        .await?
         .iter()
-        .map(|f| f.name().clone())
+        .map(|r| serde_json::to_string(r).expect("a JSON map always serialises"))
         .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Renders rows as an aligned text table with the table's column order.
+pub fn render(name: &str, rows: &[Map<String, Value>]) -> String {
+    let columns: Vec<String> = catalog::table(name)
+        .map(|t| t.columns().iter().map(|c| c.name.to_string()).collect())
+        .unwrap_or_default();
     let cell = |row: &Map<String, Value>, c: &str| match row.get(c) {
         None | Some(Value::Null) => "–".to_string(),
         Some(Value::String(s)) => s.chars().take(60).collect(),
@@ -287,32 +295,4 @@ pub fn render(name: &str, rows: &[Map<String, Value>]) -> String {
             .map(|r| line(columns.iter().map(|c| cell(r, c)).collect())),
     );
     out.join("\n")
-}
-
-/// Writes a checkpoint of every table and deletes the log entries it makes
-/// unnecessary (older than the log retention); returns (table, version).
-pub async fn checkpoint(root: &Path) -> Result<Vec<(String, u64)>> {
-    let mut out = Vec::new();
-    for (name, table) in existing(root).await? {
-        crate::warehouse::checkpoint(&table)
-            .await
-            .map_err(Box::new)?;
-        out.push((name.to_string(), table.version().unwrap_or(0)));
-    }
-    Ok(out)
-}
-
-/// Deletes unreferenced files older than `retention_hours`; returns (table, files deleted).
-pub async fn vacuum(root: &Path, retention_hours: u64) -> Result<Vec<(String, usize)>> {
-    let mut out = Vec::new();
-    for (name, table) in existing(root).await? {
-        let (_, metrics) = table
-            .vacuum()
-            .with_retention_period(chrono::Duration::hours(retention_hours as i64))
-            .with_enforce_retention_duration(false)
-            .await
-            .map_err(Box::new)?;
-        out.push((name.to_string(), metrics.files_deleted.len()));
-    }
-    Ok(out)
 }

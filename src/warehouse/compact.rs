@@ -40,15 +40,15 @@ use deltalake::{DeltaTable, DeltaTableError};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::tables::{self, active_files, local_root, read_err};
-use crate::warehouse::TABLES;
+use super::catalog;
+use super::read::{self, active_files, local_root, read_err};
 
 /// Errors of compaction.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Opening or reading the table (unknown name, missing table, unreadable file).
     #[error(transparent)]
-    Tables(#[from] tables::Error),
+    Tables(#[from] read::Error),
     /// Writing the new files or committing them failed.
     #[error("delta table `{table}`")]
     Delta {
@@ -133,16 +133,16 @@ pub async fn compact(
     names: &[String],
     opts: &CompactOptions,
 ) -> Result<Vec<CompactReport>> {
-    if let Some(bad) = names.iter().find(|n| !TABLES.contains(&n.as_str())) {
-        return Err(tables::Error::UnknownTable(bad.clone()).into());
+    if let Some(bad) = names.iter().find(|n| catalog::table(n).is_none()) {
+        return Err(read::Error::UnknownTable(bad.clone()).into());
     }
     let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
     let mut out = Vec::new();
-    for name in TABLES.into_iter().filter(|n| wanted(n)) {
-        let table = match tables::open(root, name).await {
+    for name in catalog::names().into_iter().filter(|n| wanted(n)) {
+        let table = match read::open(root, name).await {
             Ok(t) => t,
             // Compacting everything skips tables not written yet.
-            Err(tables::Error::Missing(_)) if names.is_empty() => continue,
+            Err(read::Error::Missing(_)) if names.is_empty() => continue,
             Err(e) => return Err(e.into()),
         };
         out.push(compact_table(name, table, opts).await?);
@@ -210,7 +210,7 @@ fn plan(name: &str, files: &[LogicalFileView], opts: &CompactOptions) -> Result<
             .get("date")
             .cloned()
             .flatten()
-            .and_then(|d| crate::state::parse_day(&d))
+            .and_then(|d| super::date::parse_day(&d))
             .ok_or_else(|| Error::Partition {
                 table: name.to_string(),
                 path: f.path().to_string(),
@@ -384,7 +384,7 @@ fn abandon(rewrite: &Rewrite) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::{rows, ShowFilter};
+    use crate::warehouse::read::row_set;
     use crate::warehouse::Warehouse;
     use dataflows::Delivery;
 
@@ -399,13 +399,9 @@ mod tests {
                 .unwrap()
                 .as_nanos()
         ));
-        let deliveries =
-            dataflows::harness::simulated_deliveries(5, 1_764_028_800_000, 360_000, 3.0).unwrap();
-        let epochs: Vec<Vec<Delivery>> = deliveries
-            .chunks(deliveries.len().div_ceil(12))
-            .map(<[Delivery]>::to_vec)
-            .collect();
-        let mut wh = Warehouse::open(&dir, 1_000).await.unwrap();
+        let epochs =
+            dataflows::harness::simulated_epochs(5, 1_764_028_800_000, 360_000, 3.0, 12).unwrap();
+        let mut wh = Warehouse::open(&dir).await.unwrap();
         for e in &epochs[..committed] {
             wh.commit(e).await.unwrap();
         }
@@ -413,18 +409,7 @@ mod tests {
     }
 
     async fn bars(root: &Path) -> Vec<String> {
-        let filter = ShowFilter {
-            limit: usize::MAX,
-            ..ShowFilter::default()
-        };
-        let mut out: Vec<String> = rows(root, "bars", &filter)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap())
-            .collect();
-        out.sort();
-        out
+        row_set(root, "bars").await.unwrap()
     }
 
     fn opts() -> CompactOptions {
@@ -435,7 +420,7 @@ mod tests {
     }
 
     async fn prepare(root: &Path) -> (DeltaTable, Rewrite) {
-        let table = tables::open(root, "bars").await.unwrap();
+        let table = read::open(root, "bars").await.unwrap();
         let groups = plan("bars", &active_files(&table).await.unwrap(), &opts()).unwrap();
         assert!(!groups.is_empty());
         let rewrite = rewrite("bars", &table, &groups, &opts()).await.unwrap();
@@ -446,7 +431,7 @@ mod tests {
     async fn compaction_commits_over_concurrent_appends_and_appends_continue() {
         let (mut wh, epochs) = warehouse("append", 8).await;
         let root = wh.root().to_path_buf();
-        let files_before = active_files(&tables::open(&root, "bars").await.unwrap())
+        let files_before = active_files(&read::open(&root, "bars").await.unwrap())
             .await
             .unwrap()
             .len();
@@ -467,7 +452,7 @@ mod tests {
         wh.commit(&epochs[9]).await.unwrap();
         let last = epochs[9].last().unwrap().time;
         assert_eq!(wh.committed("bars"), Some(last));
-        let info = tables::list(&root).await.unwrap();
+        let info = read::list(&root).await.unwrap();
         let bars_info = info.iter().find(|t| t.name == "bars").unwrap();
         assert_eq!(bars_info.committed_epoch, Some(last as i64));
         assert!(bars(&root).await.len() > expected.len());
