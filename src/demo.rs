@@ -16,7 +16,8 @@ use tracing::{error, info};
 use crate::broker::{Broker, Storage};
 use crate::feed::{run_sim_feed, FeedOptions};
 use crate::kafka::{self, StartFrom};
-use crate::pipeline::{run, Cluster, RunOptions, RunSummary, Stop};
+use crate::pipeline::{run, Cluster, RunOptions, RunSummary};
+use crate::shutdown::Stop;
 
 /// Demo settings.
 #[derive(Clone, Debug)]

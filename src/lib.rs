@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod pipeline;
 pub mod replay;
+pub mod shutdown;
 pub mod state;
 pub mod symbols;
 pub mod tables;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use cryptoflow::demo::{demo, DemoOptions};
 use cryptoflow::kafka::{self, StartFrom};
-use cryptoflow::pipeline::{run, Cluster, RunOptions, Stop};
+use cryptoflow::pipeline::{run, Cluster, RunOptions};
+use cryptoflow::shutdown::Stop;
 
 mod cli {
     pub mod produce;

@@ -5,12 +5,12 @@
 //! `p % peers == index`. All outputs reach worker 0 of process 0 as complete
 //! per-time deliveries (see `dataflows::graph`); the router applies them to
 //! the live view at once and commits them to Delta every `commit_interval`
-//! of wall time. Stopping (Ctrl-C / SIGTERM) lets workers leave their loop,
-//! the router commits what it holds and the HTTP server drains.
+//! of wall time. Stopping (Ctrl-C / SIGTERM, see [`crate::shutdown`]) lets
+//! workers leave their loop, the router commits what it holds and the HTTP
+//! server drains.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
 use crate::kafka::{self, KafkaReader, StartFrom};
+use crate::shutdown::{shutdown_signal, Stop};
 use crate::state::AppState;
 use crate::warehouse::{self, Warehouse, TABLES};
 
@@ -312,61 +313,6 @@ impl Drop for StdoutToStderr {
             unsafe { libc::dup2(saved.as_raw_fd(), std::io::stdout().as_raw_fd()) };
         }
     }
-}
-
-/// A stop signal shared by the workers, the router and the HTTP server.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<(AtomicBool, tokio::sync::Notify)>);
-
-impl std::fmt::Debug for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Stop").field(&self.is_set()).finish()
-    }
-}
-
-impl Stop {
-    /// A fresh, unset signal.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Asks everything to stop.
-    pub fn trigger(&self) {
-        self.0 .0.store(true, Ordering::SeqCst);
-        self.0 .1.notify_waiters();
-    }
-    /// Has stop been asked?
-    pub fn is_set(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst)
-    }
-    /// Resolves once stop is asked.
-    pub async fn wait(&self) {
-        while !self.is_set() {
-            let notified = self.0 .1.notified();
-            if self.is_set() {
-                break;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
-        }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).

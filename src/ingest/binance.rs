@@ -23,8 +23,8 @@ use tracing::info;
 use super::fields::{Fields, Malformed};
 use super::{rest, Backoff, Frame, Ingestor, Trade, WsVenue};
 use crate::now_ms;
-use crate::pipeline::Stop;
 use crate::replay::rows::{bar_ticks, binance_bar};
+use crate::shutdown::Stop;
 use crate::symbols::{binance_stream, canonical};
 
 /// Default public endpoint.

@@ -11,7 +11,7 @@ use super::kraken::{self, Kraken};
 use super::{
     run_websocket, Error, Ingestor, KafkaSink, Result, RunLimits, SinkOptions, Summary, WsVenue,
 };
-use crate::pipeline::{shutdown_signal, Stop};
+use crate::shutdown::stop_on_signal;
 
 /// `cryptoflow ingest`.
 #[derive(Args)]
@@ -178,12 +178,7 @@ pub fn run(args: IngestArgs) -> Result<Summary> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let sink = KafkaSink::connect(&sink_opts).await?;
-        let stop = Stop::new();
-        let signal_stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            signal_stop.trigger();
-        });
+        let stop = stop_on_signal();
         match built {
             Built::Binance(b, rest_url, minutes) => {
                 let mut ingest = Ingestor::new(b.exchange(), true, &sink, limits);

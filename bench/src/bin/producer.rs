@@ -15,7 +15,7 @@ use clap::Parser;
 use cryptoflow::broker::{Broker, Storage};
 use cryptoflow::feed::{run_sim_feed, FeedOptions};
 use cryptoflow::kafka::{self, Compression, ProducerOptions};
-use cryptoflow::pipeline::Stop;
+use cryptoflow::shutdown::Stop;
 use dataflows::sim::{Simulator, MARKET_CORRELATION, MARKET_SEASONALITY};
 
 #[derive(Parser)]
