@@ -14,9 +14,10 @@ use std::time::Duration;
 use tracing::{error, info};
 
 use crate::broker::{Broker, Storage};
+use crate::cluster::Cluster;
 use crate::feed::{run_sim_feed, FeedOptions};
 use crate::kafka::{self, StartFrom};
-use crate::pipeline::{run, Cluster, RunOptions, RunSummary};
+use crate::pipeline::{run, RunOptions, RunSummary};
 use crate::shutdown::Stop;
 
 /// Demo settings.

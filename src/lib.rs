@@ -4,6 +4,7 @@
 //! the integration tests and the benchmarks.
 
 pub mod broker;
+pub mod cluster;
 pub mod compact;
 pub mod decimal;
 pub mod demo;

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use cryptoflow::cluster::Cluster;
 use cryptoflow::demo::{demo, DemoOptions};
 use cryptoflow::kafka::{self, StartFrom};
-use cryptoflow::pipeline::{run, Cluster, RunOptions};
+use cryptoflow::pipeline::{run, RunOptions};
 use cryptoflow::shutdown::Stop;
 
 mod cli {

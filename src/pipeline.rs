@@ -22,6 +22,7 @@ use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
+use crate::cluster::{self, Cluster, StdoutToStderr};
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
 use crate::state::AppState;
@@ -40,8 +41,8 @@ pub enum Error {
     #[error("dataflow: {0}")]
     Timely(String),
     /// Bad cluster settings.
-    #[error("cluster: {0}")]
-    Cluster(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
     /// HTTP server or runtime.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -49,72 +50,6 @@ pub enum Error {
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// How the timely cluster is laid out.
-#[derive(Clone, Debug)]
-pub struct Cluster {
-    /// Worker threads per process.
-    pub workers: usize,
-    /// Number of processes.
-    pub processes: usize,
-    /// This process's index.
-    pub process: usize,
-    /// One `host:port` per line, one line per process (default: 127.0.0.1:2101+i).
-    pub hostfile: Option<PathBuf>,
-}
-
-impl Cluster {
-    /// The timely configuration.
-    pub fn timely_config(&self) -> Result<timely::Config> {
-        let Cluster {
-            workers,
-            processes,
-            process,
-            hostfile,
-        } = self;
-        if *workers == 0 {
-            return Err(Error::Cluster("need at least one worker".into()));
-        }
-        if *processes <= 1 {
-            return Ok(timely::Config::process(*workers));
-        }
-        if process >= processes {
-            return Err(Error::Cluster(format!(
-                "process index {process} must be below the process count {processes}"
-            )));
-        }
-        let addresses: Vec<String> = match hostfile {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Cluster(format!("hostfile {}: {e}", path.display())))?;
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(String::from)
-                    .collect()
-            }
-            None => (0..*processes)
-                .map(|i| format!("127.0.0.1:{}", 2101 + i))
-                .collect(),
-        };
-        if addresses.len() < *processes {
-            return Err(Error::Cluster(format!(
-                "hostfile lists {} hosts for {processes} processes",
-                addresses.len()
-            )));
-        }
-        Ok(timely::Config {
-            communication: timely::CommunicationConfig::Cluster {
-                threads: *workers,
-                process: *process,
-                addresses: addresses[..*processes].to_vec(),
-                report: false,
-                zerocopy: false,
-            },
-            worker: timely::WorkerConfig::default(),
-        })
-    }
-}
 
 /// Everything `run` needs.
 #[derive(Clone, Debug)]
@@ -265,54 +200,6 @@ async fn route(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     summary
-}
-
-/// While a cluster's processes connect, timely's networking reports progress
-/// ("awaiting connections (at 0/1)") with `println!`. Pointing stdout at
-/// stderr for that time keeps stdout for the JSON summary scripts read. The
-/// sockets are all connected when `timely::execute` returns, and timely
-/// prints nothing after, so the guard is dropped right then.
-struct StdoutToStderr {
-    #[cfg(unix)]
-    saved: Option<std::os::fd::OwnedFd>,
-}
-
-impl StdoutToStderr {
-    fn during_cluster_start(cluster: bool) -> Self {
-        #[cfg(unix)]
-        {
-            use std::io::Write;
-            use std::os::fd::{AsFd, AsRawFd};
-            let saved = cluster
-                .then(|| std::io::stdout().as_fd().try_clone_to_owned().ok())
-                .flatten();
-            if saved.is_some() {
-                let _ = std::io::stdout().flush();
-                // SAFETY: dup2 on the process's own standard descriptors,
-                // both open for the life of the process.
-                unsafe { libc::dup2(std::io::stderr().as_raw_fd(), std::io::stdout().as_raw_fd()) };
-            }
-            StdoutToStderr { saved }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = cluster;
-            StdoutToStderr {}
-        }
-    }
-}
-
-impl Drop for StdoutToStderr {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        if let Some(saved) = self.saved.take() {
-            use std::io::Write;
-            use std::os::fd::AsRawFd;
-            let _ = std::io::stdout().flush();
-            // SAFETY: as above; `saved` is a valid descriptor we own.
-            unsafe { libc::dup2(saved.as_raw_fd(), std::io::stdout().as_raw_fd()) };
-        }
-    }
 }
 
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).
