@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod commit;
 pub mod compact;
 pub mod decimal;
 pub mod demo;

@@ -4,10 +4,12 @@
 //! Worker `index` of `peers` (global across processes) reads partitions
 //! `p % peers == index`. All outputs reach worker 0 of process 0 as complete
 //! per-time deliveries (see `dataflows::graph`); the router applies them to
-//! the live view at once and commits them to Delta every `commit_interval`
-//! of wall time. Stopping (Ctrl-C / SIGTERM, see [`crate::shutdown`]) lets
-//! workers leave their loop, the router commits what it holds and the HTTP
-//! server drains.
+//! the live view at once and commits them to Delta in epochs, when
+//! [`crate::commit::CommitPolicy`] says so (event-time epochs, at least every
+//! `commit_interval` of wall time). Stopping (Ctrl-C / SIGTERM, see
+//! [`crate::shutdown`]) lets workers leave their loop, the router commits
+//! what it holds and the HTTP server drains. The router must never drop a
+//! delivery whose commit failed: it stays pending and is retried.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +25,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
 use crate::cluster::{self, Cluster, StdoutToStderr};
+use crate::commit::{CommitPolicy, FINAL_COMMIT_ATTEMPTS, FINAL_COMMIT_RETRY_DELAY};
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
 use crate::state::AppState;
@@ -153,11 +156,9 @@ async fn route(
     epoch_ms: u64,
 ) -> RunSummary {
     let mut pending: Vec<Delivery> = Vec::new();
-    let mut pending_outputs = 0usize;
-    let mut last_commit = Instant::now();
+    let mut policy = CommitPolicy::new(every, epoch_ms, Instant::now());
     let mut summary = RunSummary::default();
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = policy.ticker();
     let resume = TABLES.iter().filter_map(|t| wh.committed(t)).min();
     if let Some(epoch) = resume {
         info!(
@@ -171,33 +172,28 @@ async fn route(
                 Some(d) => {
                     summary.deliveries += 1;
                     state.apply(&d);
-                    pending_outputs += d.outputs.len();
-                    let span = pending.first().map_or(0, |f| d.time.saturating_sub(f.time));
+                    let due = policy.deliver(d.time, d.outputs.len(), Instant::now());
                     pending.push(d);
-                    // Event-time epochs, but no more than four commits per
-                    // commit interval while a replay races through history.
-                    let epoch_due = span >= epoch_ms && last_commit.elapsed() >= every / 4;
-                    if pending_outputs >= 200_000 || epoch_due {
-                        last_commit = Instant::now();
+                    if due {
                         flush(&mut wh, &mut pending, &mut summary.rows_written).await;
-                        pending_outputs = 0;
+                        policy.attempted(pending.is_empty());
                     }
                 }
                 None => break,
             },
             _ = ticker.tick() => {
                 flush(&mut wh, &mut pending, &mut summary.rows_written).await;
-                pending_outputs = 0;
+                policy.attempted(pending.is_empty());
             }
         }
     }
-    for attempt in 1..=5 {
+    for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
         flush(&mut wh, &mut pending, &mut summary.rows_written).await;
         if pending.is_empty() {
             break;
         }
         warn!(attempt, "final warehouse commit failed; retrying");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(FINAL_COMMIT_RETRY_DELAY).await;
     }
     summary
 }
