@@ -108,18 +108,6 @@ impl ProducerOptions {
         self.idempotent = idempotent;
         self
     }
-
-    /// Sets how long a batch may wait to fill, ms.
-    pub fn with_linger_ms(mut self, linger_ms: u32) -> Self {
-        self.linger_ms = linger_ms;
-        self
-    }
-
-    /// Sets the largest batch, bytes.
-    pub fn with_batch_bytes(mut self, batch_bytes: u32) -> Self {
-        self.batch_bytes = batch_bytes;
-        self
-    }
 }
 
 /// The one producer path: keyed by symbol, batched, compressed, idempotent,
