@@ -3,8 +3,9 @@
 //!
 //! One module per venue knows its protocol (URL, subscription frames, message
 //! shapes, symbol form); everything else is shared — the [`Ingestor`]
-//! (`ingestor.rs`), the [`Sink`] (`sink.rs`), the websocket and REST loops
-//! — and behaves the same for every venue:
+//! (`ingestor.rs`), the [`Sink`] (`sink.rs`), the websocket and REST loops,
+//! and [`run`] (`run.rs`), which starts a venue from an [`IngestOptions`] —
+//! and behaves the same for every venue:
 //!
 //! - **Exact numbers, one symbol form.** Prices and sizes are parsed as exact
 //!   decimals ([`crate::decimal`]) and travel as decimal strings; symbols are mapped
@@ -33,13 +34,13 @@
 
 mod backoff;
 pub mod binance;
-pub mod cli;
 pub mod coinbase;
 pub mod coingecko;
 pub mod fields;
 mod ingestor;
 pub mod kraken;
 pub mod rest;
+mod run;
 mod sink;
 mod tracker;
 mod ws;
@@ -47,6 +48,7 @@ mod ws;
 pub use backoff::Backoff;
 pub use fields::Malformed;
 pub use ingestor::Ingestor;
+pub use run::{run, IngestOptions, VenueOptions};
 pub use sink::{KafkaSink, Sink, SinkOptions};
 pub use tracker::{Seen, Tracker};
 pub use ws::{run_websocket, WsVenue};
