@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{http_get, temp_dir, unique, wait_for};
-use cryptoflow::broker::{free_port, Broker, Storage};
+use cryptoflow::broker::{free_port, Broker};
 use cryptoflow::kafka::ensure_topic;
 use dataflows::sim::{SimConfig, Simulator};
 
@@ -28,9 +28,7 @@ fn broker_outage_then_recovery_loses_nothing() {
     let dir = temp_dir("cryptoflow-outage");
     // Clients reach the broker only through a proxy the test can cut.
     let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let broker =
-        Broker::start_advertising(Storage::Memory, &dir.join("broker.log"), Some(proxy_addr))
-            .unwrap();
+    let broker = Broker::start_advertising(&dir.join("broker.log"), Some(proxy_addr)).unwrap();
     let proxy = common::Proxy::start_at(proxy_addr, broker.bootstrap().parse().unwrap());
     let brokers = proxy.addr().to_string();
     let topic = unique("ticks");

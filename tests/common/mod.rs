@@ -126,8 +126,7 @@ pub fn assert_ok(out: &std::process::Output, what: &str) {
 
 /// A local broker (in-memory storage, log in `dir`): (broker, bootstrap address).
 pub fn broker(dir: &std::path::Path) -> (cryptoflow::broker::Broker, String) {
-    use cryptoflow::broker::{Broker, Storage};
-    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
+    let broker = cryptoflow::broker::Broker::start(&dir.join("broker.log")).expect("broker starts");
     let brokers = broker.bootstrap();
     (broker, brokers)
 }
