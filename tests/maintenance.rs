@@ -15,7 +15,6 @@ use cryptoflow::warehouse::{Warehouse, TABLES};
 use dataflows::harness::simulated_deliveries;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
 /// Four minutes before 2025-11-25 00:00 UTC: eight simulated minutes span
 /// two date partitions.
 const START: u64 = 1_764_028_800_000 - 240_000;
@@ -62,7 +61,7 @@ fn committed_epochs(root: &Path) -> Vec<(String, Option<i64>)> {
 }
 
 fn compact_json(root: &Path) -> Vec<Value> {
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args([
             "tables",
             "compact",
