@@ -3,8 +3,9 @@
 //! crates.io by `scripts/setup.sh`), as a child process on a free port.
 //!
 //! The broker is killed when the [`Broker`] is dropped. Storage is
-//! `memory://` (fast, gone with the process) unless a `sqlite://` file is
-//! asked for (survives a broker restart; used by outage tests).
+//! `memory://`: fast, and gone with the process. (Outage tests cut the
+//! connection with a proxy in front of the broker rather than restart it.)
+//! No time semantics; it must never be used to run production traffic.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -39,21 +40,11 @@ pub enum Error {
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Where the broker keeps its data.
-#[derive(Clone, Debug)]
-pub enum Storage {
-    /// In memory.
-    Memory,
-    /// A SQLite file (kept across restarts).
-    Sqlite(PathBuf),
-}
-
 /// A running broker child process.
 pub struct Broker {
     child: Option<Child>,
     addr: SocketAddr,
     advertised: SocketAddr,
-    storage: Storage,
     log: PathBuf,
     bin: PathBuf,
 }
@@ -85,24 +76,19 @@ pub fn free_port() -> std::io::Result<u16> {
 
 impl Broker {
     /// Starts a broker on a free loopback port, logging to `log`.
-    pub fn start(storage: Storage, log: &Path) -> Result<Broker> {
-        Self::start_advertising(storage, log, None)
+    pub fn start(log: &Path) -> Result<Broker> {
+        Self::start_advertising(log, None)
     }
 
     /// Starts a broker that tells clients to reach it at `advertised` (e.g.
     /// a proxy in front of it) instead of its own address.
-    pub fn start_advertising(
-        storage: Storage,
-        log: &Path,
-        advertised: Option<SocketAddr>,
-    ) -> Result<Broker> {
+    pub fn start_advertising(log: &Path, advertised: Option<SocketAddr>) -> Result<Broker> {
         let bin = find_tansu().ok_or(Error::NotInstalled)?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let mut b = Broker {
             child: None,
             addr,
             advertised: advertised.unwrap_or(addr),
-            storage,
             log: log.to_path_buf(),
             bin,
         };
@@ -113,29 +99,11 @@ impl Broker {
     fn spawn(&mut self) -> Result<()> {
         let url = format!("tcp://{}", self.addr);
         let advertised = format!("tcp://{}", self.advertised);
-        // tansu resolves the SQLite file against its working directory.
-        let (storage, cwd) = match &self.storage {
-            Storage::Memory => ("memory://tansu/".to_string(), None),
-            Storage::Sqlite(p) => {
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (
-                    format!("sqlite://{name}"),
-                    p.parent().filter(|d| !d.as_os_str().is_empty()),
-                )
-            }
-        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let mut cmd = Command::new(&self.bin);
-        if let Some(dir) = cwd {
-            cmd.current_dir(dir);
-        }
-        let child = cmd
+        let child = Command::new(&self.bin)
             .arg("broker")
             .args([
                 "--listener-url",
@@ -143,7 +111,7 @@ impl Broker {
                 "--advertised-listener-url",
                 &advertised,
                 "--storage-engine",
-                &storage,
+                "memory://tansu/",
             ])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -181,18 +149,12 @@ impl Broker {
         self.addr.to_string()
     }
 
-    /// Kills the broker (an outage); [`Broker::restart`] brings it back on the same port.
+    /// Kills the broker.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-
-    /// Starts the broker again on the same address and storage.
-    pub fn restart(&mut self) -> Result<()> {
-        self.stop();
-        self.spawn()
     }
 }
 

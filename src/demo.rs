@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use tracing::{error, info};
 
-use crate::broker::{Broker, Storage};
+use crate::broker::Broker;
+use crate::cluster::Cluster;
 use crate::feed::{run_sim_feed, FeedOptions};
 use crate::kafka::{self, StartFrom};
-use crate::pipeline::{run, Cluster, RunOptions, RunSummary, Stop};
+use crate::pipeline::{run, RunOptions, RunSummary};
+use crate::shutdown::Stop;
 
 /// Demo settings.
 #[derive(Clone, Debug)]
@@ -71,10 +73,7 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let broker = match &opts.brokers {
         Some(_) => None,
-        None => Some(Broker::start(
-            Storage::Memory,
-            &opts.data_dir.join("broker.log"),
-        )?),
+        None => Some(Broker::start(&opts.data_dir.join("broker.log"))?),
     };
     let brokers = opts
         .brokers

@@ -9,7 +9,7 @@ use dataflows::sim::{SimConfig, Simulator};
 use tracing::info;
 
 use crate::kafka::{self, ProducerOptions, TickProducer};
-use crate::pipeline::Stop;
+use crate::shutdown::Stop;
 
 /// Feed settings.
 #[derive(Clone, Debug)]

@@ -4,6 +4,8 @@
 //! the integration tests and the benchmarks.
 
 pub mod broker;
+pub mod cluster;
+pub mod commit;
 pub mod decimal;
 pub mod demo;
 pub mod feed;
@@ -13,6 +15,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod pipeline;
 pub mod replay;
+pub mod shutdown;
 pub mod symbols;
 pub mod warehouse;
 

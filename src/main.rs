@@ -6,14 +6,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use cryptoflow::cluster::Cluster;
 use cryptoflow::demo::{demo, DemoOptions};
 use cryptoflow::kafka::{self, StartFrom};
-use cryptoflow::pipeline::{run, Cluster, RunOptions, Stop};
+use cryptoflow::pipeline::{run, RunOptions};
+use cryptoflow::shutdown::Stop;
 
 mod cli {
+    pub mod ingest;
     pub mod produce;
     pub mod tables;
 }
+use cli::ingest as ingest_cli;
 use cli::produce as produce_cli;
 use cli::tables as tables_cli;
 
@@ -37,7 +41,7 @@ enum Command {
     /// Produce simulated ticks into a topic (real time, or --max-speed).
     Simulate(produce_cli::SimulateArgs),
     /// Stream live market data from an exchange into the tick topic.
-    Ingest(cryptoflow::ingest::cli::IngestArgs),
+    Ingest(ingest_cli::IngestArgs),
     /// Send ticks (JSON, one per line) from the arguments or stdin, keyed by symbol.
     Produce(produce_cli::ProduceArgs),
     /// Replay historical files (Binance klines CSV, OHLCV CSV, JSONL ticks) into a topic.
@@ -259,10 +263,7 @@ fn real_main() -> anyhow::Result<()> {
                 Stop::new(),
             )?;
         }
-        Command::Ingest(a) => {
-            let summary = cryptoflow::ingest::cli::run(a)?;
-            println!("{}", serde_json::to_string(&summary)?);
-        }
+        Command::Ingest(a) => ingest_cli::run(a)?,
         Command::Simulate(a) => produce_cli::simulate(a)?,
         Command::Produce(a) => produce_cli::produce(a)?,
         Command::Replay(a) => produce_cli::replay(a)?,

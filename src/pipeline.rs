@@ -4,13 +4,15 @@
 //! Worker `index` of `peers` (global across processes) reads partitions
 //! `p % peers == index`. All outputs reach worker 0 of process 0 as complete
 //! per-time deliveries (see `dataflows::graph`); the router applies them to
-//! the live view at once and commits them to Delta every `commit_interval`
-//! of wall time. Stopping (Ctrl-C / SIGTERM) lets workers leave their loop,
-//! the router commits what it holds and the HTTP server drains.
+//! the live view at once and commits them to Delta in epochs, when
+//! [`crate::commit::CommitPolicy`] says so (event-time epochs, at least every
+//! `commit_interval` of wall time). Stopping (Ctrl-C / SIGTERM, see
+//! [`crate::shutdown`]) lets workers leave their loop, the router commits
+//! what it holds and the HTTP server drains. The router must never drop a
+//! delivery whose commit failed: it stays pending and is retried.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +24,11 @@ use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
+use crate::cluster::{self, Cluster, StdoutToStderr};
+use crate::commit::{CommitPolicy, FINAL_COMMIT_ATTEMPTS, FINAL_COMMIT_RETRY_DELAY};
 use crate::http::LiveView;
 use crate::kafka::{self, KafkaReader, StartFrom};
+use crate::shutdown::{shutdown_signal, Stop};
 use crate::warehouse::{self, catalog, Warehouse};
 
 /// Errors of a run.
@@ -39,8 +44,8 @@ pub enum Error {
     #[error("dataflow: {0}")]
     Timely(String),
     /// Bad cluster settings.
-    #[error("cluster: {0}")]
-    Cluster(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
     /// HTTP server or runtime.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -48,72 +53,6 @@ pub enum Error {
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// How the timely cluster is laid out.
-#[derive(Clone, Debug)]
-pub struct Cluster {
-    /// Worker threads per process.
-    pub workers: usize,
-    /// Number of processes.
-    pub processes: usize,
-    /// This process's index.
-    pub process: usize,
-    /// One `host:port` per line, one line per process (default: 127.0.0.1:2101+i).
-    pub hostfile: Option<PathBuf>,
-}
-
-impl Cluster {
-    /// The timely configuration.
-    pub fn timely_config(&self) -> Result<timely::Config> {
-        let Cluster {
-            workers,
-            processes,
-            process,
-            hostfile,
-        } = self;
-        if *workers == 0 {
-            return Err(Error::Cluster("need at least one worker".into()));
-        }
-        if *processes <= 1 {
-            return Ok(timely::Config::process(*workers));
-        }
-        if process >= processes {
-            return Err(Error::Cluster(format!(
-                "process index {process} must be below the process count {processes}"
-            )));
-        }
-        let addresses: Vec<String> = match hostfile {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Cluster(format!("hostfile {}: {e}", path.display())))?;
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(String::from)
-                    .collect()
-            }
-            None => (0..*processes)
-                .map(|i| format!("127.0.0.1:{}", 2101 + i))
-                .collect(),
-        };
-        if addresses.len() < *processes {
-            return Err(Error::Cluster(format!(
-                "hostfile lists {} hosts for {processes} processes",
-                addresses.len()
-            )));
-        }
-        Ok(timely::Config {
-            communication: timely::CommunicationConfig::Cluster {
-                threads: *workers,
-                process: *process,
-                addresses: addresses[..*processes].to_vec(),
-                report: false,
-                zerocopy: false,
-            },
-            worker: timely::WorkerConfig::default(),
-        })
-    }
-}
 
 /// Everything `run` needs.
 #[derive(Clone, Debug)]
@@ -217,11 +156,9 @@ async fn route(
     epoch_ms: u64,
 ) -> RunSummary {
     let mut pending: Vec<Delivery> = Vec::new();
-    let mut pending_outputs = 0usize;
-    let mut last_commit = Instant::now();
+    let mut policy = CommitPolicy::new(every, epoch_ms, Instant::now());
     let mut summary = RunSummary::default();
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = policy.ticker();
     let resume = catalog::names()
         .into_iter()
         .filter_map(|t| wh.committed(t))
@@ -238,138 +175,30 @@ async fn route(
                 Some(d) => {
                     summary.deliveries += 1;
                     state.apply(&d);
-                    pending_outputs += d.changes.len();
-                    let span = pending.first().map_or(0, |f| d.time.saturating_sub(f.time));
+                    let due = policy.deliver(d.time, d.changes.len(), Instant::now());
                     pending.push(d);
-                    // Event-time epochs, but no more than four commits per
-                    // commit interval while a replay races through history.
-                    let epoch_due = span >= epoch_ms && last_commit.elapsed() >= every / 4;
-                    if pending_outputs >= 200_000 || epoch_due {
-                        last_commit = Instant::now();
+                    if due {
                         flush(&mut wh, &mut pending, &mut summary.rows_written).await;
-                        pending_outputs = 0;
+                        policy.attempted(pending.is_empty());
                     }
                 }
                 None => break,
             },
             _ = ticker.tick() => {
                 flush(&mut wh, &mut pending, &mut summary.rows_written).await;
-                pending_outputs = 0;
+                policy.attempted(pending.is_empty());
             }
         }
     }
-    for attempt in 1..=5 {
+    for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
         flush(&mut wh, &mut pending, &mut summary.rows_written).await;
         if pending.is_empty() {
             break;
         }
         warn!(attempt, "final warehouse commit failed; retrying");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(FINAL_COMMIT_RETRY_DELAY).await;
     }
     summary
-}
-
-/// While a cluster's processes connect, timely's networking reports progress
-/// ("awaiting connections (at 0/1)") with `println!`. Pointing stdout at
-/// stderr for that time keeps stdout for the JSON summary scripts read. The
-/// sockets are all connected when `timely::execute` returns, and timely
-/// prints nothing after, so the guard is dropped right then.
-struct StdoutToStderr {
-    #[cfg(unix)]
-    saved: Option<std::os::fd::OwnedFd>,
-}
-
-impl StdoutToStderr {
-    fn during_cluster_start(cluster: bool) -> Self {
-        #[cfg(unix)]
-        {
-            use std::io::Write;
-            use std::os::fd::{AsFd, AsRawFd};
-            let saved = cluster
-                .then(|| std::io::stdout().as_fd().try_clone_to_owned().ok())
-                .flatten();
-            if saved.is_some() {
-                let _ = std::io::stdout().flush();
-                // SAFETY: dup2 on the process's own standard descriptors,
-                // both open for the life of the process.
-                unsafe { libc::dup2(std::io::stderr().as_raw_fd(), std::io::stdout().as_raw_fd()) };
-            }
-            StdoutToStderr { saved }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = cluster;
-            StdoutToStderr {}
-        }
-    }
-}
-
-impl Drop for StdoutToStderr {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        if let Some(saved) = self.saved.take() {
-            use std::io::Write;
-            use std::os::fd::AsRawFd;
-            let _ = std::io::stdout().flush();
-            // SAFETY: as above; `saved` is a valid descriptor we own.
-            unsafe { libc::dup2(saved.as_raw_fd(), std::io::stdout().as_raw_fd()) };
-        }
-    }
-}
-
-/// A stop signal shared by the workers, the router and the HTTP server.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<(AtomicBool, tokio::sync::Notify)>);
-
-impl std::fmt::Debug for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Stop").field(&self.is_set()).finish()
-    }
-}
-
-impl Stop {
-    /// A fresh, unset signal.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Asks everything to stop.
-    pub fn trigger(&self) {
-        self.0 .0.store(true, Ordering::SeqCst);
-        self.0 .1.notify_waiters();
-    }
-    /// Has stop been asked?
-    pub fn is_set(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst)
-    }
-    /// Resolves once stop is asked.
-    pub async fn wait(&self) {
-        while !self.is_set() {
-            let notified = self.0 .1.notified();
-            if self.is_set() {
-                break;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
-        }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).

@@ -5,15 +5,13 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
-
 #[test]
 fn unreachable_broker_is_a_one_line_error_naming_the_address() {
     let dir = common::temp_dir("cryptoflow-cli");
     let port = cryptoflow::broker::free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let start = Instant::now();
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args(["run", "--brokers", &addr, "--no-http"])
         .arg("--data-dir")
         .arg(&dir)
@@ -58,7 +56,7 @@ fn bad_flags_get_usage() {
         vec!["replay", "--brokers", "x:1", "--interval", "1mo", "f.csv"],
         vec!["replay", "--brokers", "x:1", "--format", "parquet", "f.csv"],
     ] {
-        let out = Command::new(BIN).args(&args).output().unwrap();
+        let out = Command::new(common::BIN).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         // clap's error names the problem and points at the usage.
@@ -68,7 +66,7 @@ fn bad_flags_get_usage() {
             "{args:?}: {stderr}"
         );
     }
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args(["run", "--brokers", "x:1", "-n", "2", "-p", "2"])
         .output()
         .unwrap();
@@ -81,7 +79,7 @@ fn bad_flags_get_usage() {
 #[test]
 fn compacting_an_unknown_table_is_a_one_line_error() {
     let dir = common::temp_dir("cryptoflow-cli-compact");
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args(["tables", "compact", "bars", "nope", "--data-dir"])
         .arg(&dir)
         .output()

@@ -8,8 +8,6 @@ mod common;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
-
 /// Waits for `child` (at most two minutes) and returns its output.
 fn finish(mut child: Child, what: &str) -> Output {
     let done = common::wait_for(Duration::from_secs(120), || child.try_wait().unwrap());
@@ -29,7 +27,7 @@ fn finish(mut child: Child, what: &str) -> Output {
 fn two_processes_write_what_one_process_writes() {
     let dir = common::temp_dir("cryptoflow-cluster");
     let (_broker, brokers, topic) = common::broker_with_topic(&dir, 4);
-    let sim = std::process::Command::new(BIN)
+    let sim = std::process::Command::new(common::BIN)
         .args(["simulate", "--brokers", &brokers, "--topic", &topic])
         .args([
             "--ticks",

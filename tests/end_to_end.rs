@@ -9,21 +9,13 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{http_get, temp_dir, wait_for};
 use cryptoflow::broker::free_port;
 use cryptoflow::kafka::TickProducer;
+use cryptoflow::now_ms;
 use dataflows::sim::{SimConfig, Simulator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 #[test]
 fn ticks_through_a_real_broker_to_http_and_delta() {
@@ -168,7 +160,7 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
     assert!(counts["scores"].as_u64().unwrap() > 1_000, "{counts}");
 
     // `cryptoflow tables` agrees with the independent reader.
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args(["tables", "list", "--json", "--data-dir"])
         .arg(&dirs[0])
         .output()
@@ -185,7 +177,7 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
             );
         }
     }
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args([
             "tables",
             "show",
@@ -209,7 +201,7 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
     assert!(rows
         .iter()
         .all(|r| r["symbol"] == "ETH-USD" && r["date"].is_string()));
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args(["tables", "show", "nope", "--data-dir"])
         .arg(&dirs[0])
         .output()

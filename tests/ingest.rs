@@ -15,8 +15,6 @@ use common::fake_exchange::Step::{Drop, Expect, Ping, Send};
 use common::fake_exchange::{serve, FakeWs};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
-
 /// What one ingest run left behind.
 struct Outcome {
     summary: Value,
@@ -31,7 +29,7 @@ fn ingest(args: &[&str], max_ticks: u64) -> Outcome {
     let (_broker, brokers) = common::broker(&dir);
     let topic = common::unique("ticks");
     let rejects_topic = format!("{topic}.rejects");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(common::BIN)
         .arg("ingest")
         .args(args)
         .args(["--brokers", &brokers, "--topic", &topic])
@@ -119,7 +117,7 @@ fn assert_counters(summary: &Value, want: &[(&str, u64)]) {
 
 #[test]
 fn ingest_help_lists_every_venue() {
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args(["ingest", "--help"])
         .output()
         .unwrap();
@@ -128,7 +126,7 @@ fn ingest_help_lists_every_venue() {
     for venue in ["binance", "coinbase", "kraken", "coingecko"] {
         assert!(help.contains(venue), "{venue} missing from:\n{help}");
     }
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args([
             "ingest",
             "binance",
@@ -266,10 +264,7 @@ fn binance_backfills_closed_klines_over_rest_then_streams() {
     use axum::extract::{Query, State};
     use std::collections::HashMap;
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = cryptoflow::now_ms();
     let minute = now / 60_000 * 60_000;
     let kline = |open: u64, o: &str, h: &str, l: &str, c: &str| {
         json!([
@@ -301,10 +296,7 @@ fn binance_backfills_closed_klines_over_rest_then_streams() {
         Query(q): Query<HashMap<String, String>>,
     ) -> axum::Json<Value> {
         s.1.lock().unwrap().push(q);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now = cryptoflow::now_ms();
         let open = now / 60_000 * 60_000;
         let mut rows = s.0.as_array().unwrap().clone();
         rows.push(json!([

@@ -14,7 +14,6 @@ use cryptoflow::warehouse::{catalog, read, Warehouse};
 use dataflows::harness::simulated_epochs;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
 /// Four minutes before 2025-11-25 00:00 UTC: eight simulated minutes span
 /// two date partitions.
 const START: u64 = 1_764_028_800_000 - 240_000;
@@ -50,7 +49,7 @@ fn committed_epochs(root: &Path) -> Vec<(String, Option<i64>)> {
 }
 
 fn compact_json(root: &Path) -> Vec<Value> {
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args([
             "tables",
             "compact",

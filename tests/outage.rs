@@ -11,8 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{http_get, temp_dir, unique, wait_for};
-use cryptoflow::broker::{free_port, Broker, Storage};
+use cryptoflow::broker::{free_port, Broker};
 use cryptoflow::kafka::ensure_topic;
+use cryptoflow::now_ms;
 use dataflows::sim::{SimConfig, Simulator};
 
 fn ticks_seen(addr: &str) -> Option<u64> {
@@ -28,9 +29,7 @@ fn broker_outage_then_recovery_loses_nothing() {
     let dir = temp_dir("cryptoflow-outage");
     // Clients reach the broker only through a proxy the test can cut.
     let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let broker =
-        Broker::start_advertising(Storage::Memory, &dir.join("broker.log"), Some(proxy_addr))
-            .unwrap();
+    let broker = Broker::start_advertising(&dir.join("broker.log"), Some(proxy_addr)).unwrap();
     let proxy = common::Proxy::start_at(proxy_addr, broker.bootstrap().parse().unwrap());
     let brokers = proxy.addr().to_string();
     let topic = unique("ticks");
@@ -39,19 +38,13 @@ fn broker_outage_then_recovery_loses_nothing() {
 
     // Recent event times: a live run lets time follow the wall clock when its
     // partitions go quiet, so history from 2023 would (rightly) be late here.
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-    };
     let market = |seed: u64, from: u64, to: u64| -> Vec<dataflows::Tick> {
         let mut cfg = SimConfig::default_market(seed, from);
         cfg.symbols.truncate(3);
         cfg.trades_per_sec = 5.0;
         Simulator::new(cfg).take_while(|t| t.ts_ms < to).collect()
     };
-    let t0 = now();
+    let t0 = now_ms();
     let first = market(8, t0 - 5 * 60_000, t0 - 60_000);
     let ticks_path = dir.join("ticks.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ticks_path).unwrap());
@@ -81,7 +74,7 @@ fn broker_outage_then_recovery_loses_nothing() {
     proxy.up();
     // After the outage: a burst of ticks stamped just ahead of the clock
     // (within the allowed skew), so a slow reconnect cannot make them late.
-    let t1 = now();
+    let t1 = now_ms();
     let second = market(9, t1 + 5_000, t1 + 35_000);
     common::produce_logged(&brokers, &topic, &second, &mut file);
     file.flush().unwrap();

@@ -11,8 +11,6 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
-
 const KLINES: &str = "\
 1704067200000,42283.58000000,42298.62000000,42261.02000000,42266.00000000,35.92724000,1704067259999,1518765.92,1396,16.2,684936.8,0
 1704067260000,42266.00000000,42266.00000000,42266.00000000,42266.00000000,0.00000000,1704067319999,0,0,0,0,0
@@ -32,7 +30,7 @@ const JSONL: [&str; 3] = [
 ];
 
 fn replay(brokers: &str, topic: &str, args: &[&str], files: &[&Path]) -> Output {
-    Command::new(BIN)
+    Command::new(common::BIN)
         .args(["replay", "--brokers", brokers, "--topic", topic])
         .args(args)
         .args(files)
@@ -251,7 +249,8 @@ fn progress_bar_only_on_a_terminal() {
     let klines = dir.join("BTCUSDT-1m-2024-01-01.csv");
     std::fs::write(&klines, KLINES).unwrap();
     let cmd = format!(
-        "{BIN} replay --brokers {brokers} --topic {topic} {}",
+        "{} replay --brokers {brokers} --topic {topic} {}",
+        common::BIN,
         klines.display()
     );
     // `script` runs the command on a pseudo-terminal and copies what it drew.
@@ -288,7 +287,7 @@ fn a_paced_replay_stops_on_sigterm_and_delivers_what_it_sent() {
         ),
     )
     .unwrap();
-    let child = Command::new(BIN)
+    let child = Command::new(common::BIN)
         .args([
             "replay",
             "--brokers",

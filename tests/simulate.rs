@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use cryptoflow::kafka;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
-
 fn simulate(brokers: &str, topic: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .args(["simulate", "--brokers", brokers, "--topic", topic])
         .args(["--max-speed", "--start-ms", "1700000000000"])
         .args(args)

@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::Args;
 use cryptoflow::feed::{run_sim_feed, FeedOptions};
 use cryptoflow::kafka::{self, Compression, ProducerOptions};
-use cryptoflow::pipeline::{shutdown_signal, Stop};
 use cryptoflow::replay::{replay as replay_files, Format, Pace, ReplayOptions};
+use cryptoflow::shutdown::stop_on_signal;
 
 /// Where producing commands write: the topic is created if missing.
 #[derive(Args)]
@@ -165,23 +165,6 @@ pub struct ReplayArgs {
     /// Allowed event-time skew ahead of the wall clock, ms (as `run`).
     #[arg(long, default_value_t = 60_000)]
     max_future_ms: u64,
-}
-
-/// A stop set by Ctrl-C or SIGTERM (watched from a thread of its own, as the
-/// producing commands are synchronous).
-fn stop_on_signal() -> Stop {
-    let stop = Stop::new();
-    let signal_stop = stop.clone();
-    std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            rt.block_on(shutdown_signal());
-            signal_stop.trigger();
-        }
-    });
-    stop
 }
 
 /// `cryptoflow simulate`: the seeded simulator into the topic, until

@@ -23,8 +23,8 @@ use tracing::info;
 use super::fields::{Fields, Malformed, Reason};
 use super::{rest, Backoff, Frame, Ingestor, Trade, WsVenue};
 use crate::now_ms;
-use crate::pipeline::Stop;
 use crate::replay::rows::{binance_candle, candle_ticks};
+use crate::shutdown::Stop;
 use crate::symbols::{binance_stream, canonical};
 
 /// Default public endpoint.

@@ -34,7 +34,7 @@ use super::fields::{Fields, Malformed};
 use super::rest;
 use super::{Backoff, Error, Ingestor, RunLimits, Sink, Summary, Trade};
 use crate::decimal::Decimal;
-use crate::pipeline::Stop;
+use crate::shutdown::Stop;
 use crate::symbols::coingecko_canonical;
 
 /// Default public API base.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::{Backoff, Ingestor};
-use crate::pipeline::Stop;
+use crate::shutdown::Stop;
 
 /// The HTTP client every REST connector uses.
 pub fn client() -> reqwest::Result<reqwest::Client> {

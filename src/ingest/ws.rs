@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::{Backoff, Frame, Ingestor, Malformed, Result, RunLimits};
 use crate::kafka;
-use crate::pipeline::Stop;
+use crate::shutdown::Stop;
 
 /// A venue spoken over a websocket.
 pub trait WsVenue {

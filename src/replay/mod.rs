@@ -37,7 +37,7 @@ use tracing::warn;
 
 use crate::files::open_buffered;
 use crate::kafka::{self, ProducerOptions, TickProducer};
-use crate::pipeline::Stop;
+use crate::shutdown::Stop;
 use plan::{name, plan};
 
 /// Errors of a replay. `Row` prints as `<file>:<line>: <what>`.

@@ -10,6 +10,9 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The `cryptoflow` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_cryptoflow");
+
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()
@@ -126,8 +129,7 @@ pub fn assert_ok(out: &std::process::Output, what: &str) {
 
 /// A local broker (in-memory storage, log in `dir`): (broker, bootstrap address).
 pub fn broker(dir: &std::path::Path) -> (cryptoflow::broker::Broker, String) {
-    use cryptoflow::broker::{Broker, Storage};
-    let broker = Broker::start(Storage::Memory, &dir.join("broker.log")).expect("broker starts");
+    let broker = cryptoflow::broker::Broker::start(&dir.join("broker.log")).expect("broker starts");
     let brokers = broker.bootstrap();
     (broker, brokers)
 }
@@ -228,7 +230,7 @@ pub fn run_cmd(
     workers: &str,
     dir: &std::path::Path,
 ) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cryptoflow"));
+    let mut c = std::process::Command::new(BIN);
     c.args(["run", "--brokers", brokers, "--topic", topic, "-w", workers])
         .arg("--data-dir")
         .arg(dir);

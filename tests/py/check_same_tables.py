@@ -9,10 +9,15 @@ last operation, so the caller can check what maintenance did to B.
 """
 import json
 import sys
+from pathlib import Path
 
 from deltalake import DeltaTable
 
-TABLES = ["bars", "features", "predictions", "scores", "evaluations", "rejects"]
+
+
+def tables(root):
+    """Every Delta table under a warehouse root (a directory with a _delta_log)."""
+    return sorted(d.name for d in Path(root).iterdir() if (d / "_delta_log").is_dir())
 
 
 def canon(row):
@@ -28,7 +33,10 @@ def last_operation(table):
 def main():
     a, b = sys.argv[1:3]
     report = {}
-    for name in TABLES:
+    names = tables(a)
+    assert names == tables(b), f"tables differ: {names} vs {tables(b)}"
+    assert "bars" in names, f"no bars table under {a}"
+    for name in names:
         ta, tb = DeltaTable(f"{a}/{name}"), DeltaTable(f"{b}/{name}")
         ra = sorted(canon(r) for r in ta.to_pyarrow_table().to_pylist())
         rb = sorted(canon(r) for r in tb.to_pyarrow_table().to_pylist())

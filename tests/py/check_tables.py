@@ -11,6 +11,7 @@ summary of row counts.
 import json
 import math
 import sys
+from pathlib import Path
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -21,6 +22,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def ms(dt):
     return (dt - EPOCH) // __import__("datetime").timedelta(milliseconds=1)
+
+
+def tables(root):
+    """Every Delta table under a warehouse root (a directory with a _delta_log)."""
+    return sorted(d.name for d in Path(root).iterdir() if (d / "_delta_log").is_dir())
 
 
 def rows(root, name):
@@ -38,7 +44,10 @@ def close(a, b):
 def main():
     a, b, ticks_path = sys.argv[1:4]
     counts = {}
-    for name in ["bars", "features", "predictions", "scores", "evaluations", "rejects"]:
+    names = tables(a)
+    assert names == tables(b), f"tables differ: {names} vs {tables(b)}"
+    assert "bars" in names, f"no bars table under {a}"
+    for name in names:
         ra = sorted(canon(r) for r in rows(a, name))
         rb = sorted(canon(r) for r in rows(b, name))
         assert len(ra) == len(rb), f"{name}: {len(ra)} rows vs {len(rb)}"

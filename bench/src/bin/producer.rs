@@ -12,10 +12,10 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use cryptoflow::broker::{Broker, Storage};
+use cryptoflow::broker::Broker;
 use cryptoflow::feed::{run_sim_feed, FeedOptions};
 use cryptoflow::kafka::{self, Compression, ProducerOptions};
-use cryptoflow::pipeline::Stop;
+use cryptoflow::shutdown::Stop;
 use dataflows::sim::{Simulator, MARKET_CORRELATION, MARKET_SEASONALITY};
 
 #[derive(Parser)]
@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         let dir =
             std::env::temp_dir().join(format!("cryptoflow-bench-producer-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let broker = Broker::start(Storage::Memory, &dir.join("broker.log"))?;
+        let broker = Broker::start(&dir.join("broker.log"))?;
         let brokers = broker.bootstrap();
         kafka::prepare_topic(&brokers, "ticks", args.partitions)?;
         let opts = FeedOptions {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use cryptoflow::broker::{Broker, Storage};
+use cryptoflow::broker::Broker;
 use cryptoflow::files::JsonlReader;
 use cryptoflow::kafka::{self, KafkaReader, StartFrom, TickProducer};
 use dataflows::harness::{run_collect, run_in_memory};
@@ -161,7 +161,7 @@ fn main() -> anyhow::Result<()> {
             "cryptoflow-bench-broker-{}.log",
             std::process::id()
         ));
-        let broker = Broker::start(Storage::Memory, &log)?;
+        let broker = Broker::start(&log)?;
         let brokers = broker.bootstrap();
         let topic = "bench-ticks";
         tokio::runtime::Builder::new_current_thread()

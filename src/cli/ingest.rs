@@ -1,17 +1,13 @@
-//! `cryptoflow ingest <venue>`: the command-line face of the connectors.
+//! `cryptoflow ingest <venue>`: the connectors' flags, turned into the
+//! library's [`IngestOptions`]; the run itself (venue, runtime, signals) is
+//! [`cryptoflow::ingest::run`]. Prints the run's JSON summary on stdout.
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-
-use super::binance::{self, Binance};
-use super::coinbase::{self, Coinbase};
-use super::coingecko::{self, CoinGecko};
-use super::kraken::{self, Kraken};
-use super::{
-    run_websocket, Error, Ingestor, KafkaSink, Result, RunLimits, SinkOptions, Summary, WsVenue,
+use cryptoflow::ingest::{
+    binance, coinbase, coingecko, kraken, IngestOptions, RunLimits, SinkOptions, VenueOptions,
 };
-use crate::pipeline::{shutdown_signal, Stop};
 
 /// `cryptoflow ingest`.
 #[derive(Args)]
@@ -110,9 +106,9 @@ enum Venue {
     },
 }
 
-/// Runs a connector until Ctrl-C, SIGTERM or `--max-ticks`; returns its
-/// counters.
-pub fn run(args: IngestArgs) -> Result<Summary> {
+/// Runs a connector until Ctrl-C, SIGTERM or `--max-ticks`, then prints
+/// its counters as JSON.
+pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let IngestArgs { venue, common } = args;
     let Common {
         brokers,
@@ -124,81 +120,49 @@ pub fn run(args: IngestArgs) -> Result<Summary> {
         backoff_max_ms,
         max_future_ms,
     } = common;
-    let limits = RunLimits {
-        max_ticks,
-        stale_after: Duration::from_secs(stale_after_s),
-        backoff_max: Duration::from_millis(backoff_max_ms),
-        max_future_ms,
-    };
-    let sink_opts = SinkOptions {
-        brokers,
-        topic,
-        rejects_topic,
-        partitions,
-    };
-    // Build the venue first: bad symbols fail before any connection.
-    enum Built {
-        Binance(Binance, String, u64),
-        Ws(Box<dyn WsVenue>),
-        Poll(CoinGecko),
-    }
-    let built = match venue {
+    let venue = match venue {
         Venue::Binance {
             symbols,
             ws_url,
             rest_url,
             backfill_minutes,
-        } => Built::Binance(Binance::new(&ws_url, &symbols)?, rest_url, backfill_minutes),
-        Venue::Coinbase { products, ws_url } => {
-            Built::Ws(Box::new(Coinbase::new(&ws_url, &products)?))
-        }
-        Venue::Kraken { symbols, ws_url } => Built::Ws(Box::new(Kraken::new(&ws_url, &symbols)?)),
+        } => VenueOptions::Binance {
+            symbols,
+            ws_url,
+            rest_url,
+            backfill_minutes,
+        },
+        Venue::Coinbase { products, ws_url } => VenueOptions::Coinbase { products, ws_url },
+        Venue::Kraken { symbols, ws_url } => VenueOptions::Kraken { symbols, ws_url },
         Venue::Coingecko {
             coins,
             vs,
             api_url,
             interval_s,
             backfill_days,
-        } => {
-            if !(0.1..=86_400.0).contains(&interval_s) {
-                return Err(Error::BadOption(
-                    "--interval-s must be between 0.1 and 86400".into(),
-                ));
-            }
-            let interval = Duration::from_secs_f64(interval_s);
-            Built::Poll(CoinGecko::new(
-                &api_url,
-                &coins,
-                &vs,
-                interval,
-                backfill_days,
-            )?)
-        }
+        } => VenueOptions::CoinGecko {
+            coins,
+            vs,
+            api_url,
+            interval_s,
+            backfill_days,
+        },
     };
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let sink = KafkaSink::connect(&sink_opts).await?;
-        let stop = Stop::new();
-        let signal_stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            signal_stop.trigger();
-        });
-        match built {
-            Built::Binance(b, rest_url, minutes) => {
-                let mut ingest = Ingestor::new(b.exchange(), true, &sink, limits);
-                if minutes > 0 {
-                    b.backfill(&rest_url, minutes, &mut ingest, &stop).await?;
-                }
-                run_websocket(&b, &mut ingest, &stop).await?;
-                Ok(ingest.finish()?)
-            }
-            Built::Ws(v) => {
-                let mut ingest = Ingestor::new(v.exchange(), true, &sink, limits);
-                run_websocket(v.as_ref(), &mut ingest, &stop).await?;
-                Ok(ingest.finish()?)
-            }
-            Built::Poll(mut p) => p.run(&sink, limits, &stop).await,
-        }
-    })
+    let summary = cryptoflow::ingest::run(IngestOptions {
+        venue,
+        sink: SinkOptions {
+            brokers,
+            topic,
+            rejects_topic,
+            partitions,
+        },
+        limits: RunLimits {
+            max_ticks,
+            stale_after: Duration::from_secs(stale_after_s),
+            backoff_max: Duration::from_millis(backoff_max_ms),
+            max_future_ms,
+        },
+    })?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
 }

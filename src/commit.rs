@@ -1,0 +1,203 @@
+//! When the delivery router commits an epoch to the warehouse: the commit
+//! policy of `run`, as a small pure state machine the router asks after each
+//! delivery and tells after each commit attempt.
+//!
+//! Time semantics: two clocks meet here. Epochs are measured in **event
+//! time** (the deliveries' times): a commit is due once the pending
+//! deliveries span `epoch_ms`, so a replay commits in event-time epochs
+//! however fast it runs. **Wall time** (instants passed in by the caller)
+//! only limits how often that happens — at most four epoch commits per
+//! commit interval — and drives the periodic ticker that commits whatever is
+//! pending every interval. A backlog of [`MAX_PENDING_OUTPUTS`] outputs is
+//! committed at once whatever the clocks say, to bound memory.
+//!
+//! It must never read the clock itself (the router passes instants in, so
+//! the rules are testable) and never commit or hold deliveries: it only
+//! answers "commit now?".
+
+use std::time::{Duration, Instant};
+
+/// Pending outputs that force a commit whatever the epoch span.
+pub const MAX_PENDING_OUTPUTS: usize = 200_000;
+
+/// Attempts of the last commit when the router stops.
+pub const FINAL_COMMIT_ATTEMPTS: u32 = 5;
+
+/// Pause after each failed final commit attempt.
+pub const FINAL_COMMIT_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Decides when pending deliveries are committed as one epoch.
+#[derive(Clone, Debug)]
+pub struct CommitPolicy {
+    /// Wall time between commits at the most (the ticker's period).
+    interval: Duration,
+    /// Event time an epoch spans.
+    epoch_ms: u64,
+    /// Event time of the oldest delivery not yet committed (None: nothing pending).
+    epoch_start: Option<u64>,
+    /// Outputs received since the last commit attempt.
+    pending_outputs: usize,
+    /// When the last commit asked for by [`CommitPolicy::deliver`] was made.
+    /// The ticker's commits do not count: they must not hold back an epoch.
+    last_commit: Instant,
+}
+
+impl CommitPolicy {
+    /// A policy committing at least every `interval` of wall time and at
+    /// every `epoch_ms` of event time; `now` counts as the last commit.
+    pub fn new(interval: Duration, epoch_ms: u64, now: Instant) -> Self {
+        CommitPolicy {
+            interval,
+            epoch_ms,
+            epoch_start: None,
+            pending_outputs: 0,
+            last_commit: now,
+        }
+    }
+
+    /// A delivery at event time `time` with `outputs` outputs was added to
+    /// the pending ones at wall time `now`. True: commit now (then call
+    /// [`CommitPolicy::attempted`]).
+    pub fn deliver(&mut self, time: u64, outputs: usize, now: Instant) -> bool {
+        self.pending_outputs += outputs;
+        let start = *self.epoch_start.get_or_insert(time);
+        let span = time.saturating_sub(start);
+        // Event-time epochs, but no more than four commits per commit
+        // interval while a replay races through history.
+        let epoch_due = span >= self.epoch_ms
+            && now.saturating_duration_since(self.last_commit) >= self.interval / 4;
+        let due = self.pending_outputs >= MAX_PENDING_OUTPUTS || epoch_due;
+        if due {
+            self.last_commit = now;
+        }
+        due
+    }
+
+    /// A commit was attempted (asked for by [`CommitPolicy::deliver`] or
+    /// by the ticker); `all_committed`: nothing is pending any more. A
+    /// failed commit keeps its deliveries pending, so the epoch still starts
+    /// at the oldest of them.
+    pub fn attempted(&mut self, all_committed: bool) {
+        self.pending_outputs = 0;
+        if all_committed {
+            self.epoch_start = None;
+        }
+    }
+
+    /// The periodic commit: ticks every interval; a late tick delays the
+    /// following ones rather than bursting to catch up.
+    pub fn ticker(&self) -> tokio::time::Interval {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_millis(2_000);
+    const EPOCH_MS: u64 = 5_000;
+
+    fn policy() -> (CommitPolicy, Instant) {
+        let t0 = Instant::now();
+        (CommitPolicy::new(INTERVAL, EPOCH_MS, t0), t0)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn an_epoch_is_due_once_the_pending_deliveries_span_epoch_ms() {
+        let (mut p, t0) = policy();
+        let later = t0 + INTERVAL;
+        assert!(!p.deliver(1_000, 1, later), "first delivery spans nothing");
+        assert!(!p.deliver(5_999, 1, later), "4,999 ms of event time");
+        assert!(p.deliver(6_000, 1, later), "5,000 ms of event time");
+    }
+
+    #[test]
+    fn an_epoch_waits_a_quarter_interval_after_the_last_commit() {
+        let (mut p, t0) = policy();
+        p.deliver(0, 1, t0);
+        assert!(!p.deliver(EPOCH_MS, 1, t0 + ms(499)), "499 ms < 2 s / 4");
+        assert!(p.deliver(EPOCH_MS + 1, 1, t0 + ms(500)), "500 ms = 2 s / 4");
+        p.attempted(true);
+        // The quarter interval counts from that commit, not from the start.
+        p.deliver(20_000, 1, t0 + ms(600));
+        assert!(!p.deliver(30_000, 1, t0 + ms(999)));
+        assert!(p.deliver(30_001, 1, t0 + ms(1_000)));
+    }
+
+    #[test]
+    fn wall_time_alone_never_makes_an_epoch_due() {
+        let (mut p, t0) = policy();
+        p.deliver(0, 1, t0);
+        assert!(!p.deliver(EPOCH_MS - 1, 1, t0 + Duration::from_secs(3_600)));
+    }
+
+    #[test]
+    fn a_backlog_of_pending_outputs_commits_at_once() {
+        let (mut p, t0) = policy();
+        assert!(!p.deliver(0, MAX_PENDING_OUTPUTS - 1, t0));
+        assert!(
+            p.deliver(0, 1, t0),
+            "200,000 outputs, no span, no wall time"
+        );
+        p.attempted(false);
+        // Counted from the attempt, even a failed one.
+        assert!(!p.deliver(0, MAX_PENDING_OUTPUTS - 1, t0));
+    }
+
+    #[test]
+    fn a_failed_commit_keeps_the_epoch_start_a_successful_one_resets_it() {
+        let (mut p, t0) = policy();
+        let later = t0 + INTERVAL;
+        p.deliver(1_000, 1, t0);
+        p.attempted(false);
+        assert!(
+            p.deliver(6_000, 1, later),
+            "span from the uncommitted 1,000"
+        );
+        p.attempted(true);
+        let later = later + INTERVAL;
+        assert!(!p.deliver(7_000, 1, later), "a new epoch starts at 7,000");
+        assert!(p.deliver(12_000, 1, later));
+    }
+
+    #[test]
+    fn ticker_commits_do_not_reset_the_quarter_interval() {
+        let (mut p, t0) = policy();
+        p.deliver(0, 1, t0);
+        // The ticker fired and committed everything at t0 + 400 ms.
+        p.attempted(true);
+        p.deliver(10_000, 1, t0 + ms(450));
+        assert!(
+            p.deliver(15_000, 1, t0 + ms(500)),
+            "measured from the start, not from the ticker's commit"
+        );
+    }
+
+    #[test]
+    fn a_span_is_measured_from_the_first_pending_delivery_not_the_earliest() {
+        let (mut p, t0) = policy();
+        let later = t0 + INTERVAL;
+        p.deliver(3_000, 1, later);
+        p.deliver(1_000, 1, later);
+        assert!(!p.deliver(7_999, 1, later), "4,999 ms after the first");
+        assert!(p.deliver(8_000, 1, later));
+    }
+
+    #[tokio::test]
+    async fn the_ticker_fires_every_interval_and_delays_missed_ticks() {
+        let (p, _) = policy();
+        let ticker = p.ticker();
+        assert_eq!(ticker.period(), INTERVAL);
+        assert_eq!(
+            ticker.missed_tick_behavior(),
+            tokio::time::MissedTickBehavior::Delay
+        );
+    }
+}
