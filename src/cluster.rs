@@ -59,6 +59,16 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// One process of `workers` worker threads.
+    pub fn local(workers: usize) -> Self {
+        Cluster {
+            workers,
+            processes: 1,
+            process: 0,
+            hostfile: None,
+        }
+    }
+
     /// The timely configuration.
     pub fn timely_config(&self) -> Result<timely::Config> {
         let Cluster {

@@ -9,14 +9,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use tracing::{error, info};
 
 use crate::broker::Broker;
 use crate::cluster::Cluster;
 use crate::feed::{run_sim_feed, FeedOptions};
-use crate::kafka::{self, StartFrom};
+use crate::kafka;
 use crate::pipeline::{run, RunOptions, RunSummary};
 use crate::shutdown::Stop;
 
@@ -42,6 +41,9 @@ pub struct DemoOptions {
 /// Bar length of the demo: 10 s, so that a day and a half of history
 /// replays in seconds and live predictions still move every few seconds.
 pub const DEMO_BAR_MS: u64 = 10_000;
+/// Event time one commit spans in the demo: an hour, so the day and a half
+/// of replayed history lands in a few dozen commits.
+pub const DEMO_EPOCH_MS: u64 = 3_600_000;
 /// Trade rate per symbol during the replayed history (live: 10/s).
 pub const HISTORY_TRADES_PER_SEC: f64 = 0.5;
 
@@ -110,25 +112,12 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
     info!(url = %format!("http://{}/api/predictions", opts.http), "serving predictions (Ctrl-C to stop)");
     let result = run(
         RunOptions {
-            brokers,
-            topic: "ticks".into(),
-            cluster: Cluster {
-                workers: opts.workers,
-                processes: 1,
-                process: 0,
-                hostfile: None,
-            },
-            data_dir: opts.data_dir.clone(),
+            cluster: Cluster::local(opts.workers),
             http: Some(opts.http),
-            lateness_ms: 2_000,
-            max_future_ms: 60_000,
             bar_ms: DEMO_BAR_MS,
-            horizons: vec![1, 5, 15],
-            from: StartFrom::Earliest,
-            until_end: false,
-            commit_interval: Duration::from_secs(2),
-            epoch_ms: 3_600_000,
+            epoch_ms: DEMO_EPOCH_MS,
             checkpoint_every: opts.checkpoint_every,
+            ..RunOptions::new(brokers, "ticks", opts.data_dir.clone())
         },
         stop.clone(),
     );

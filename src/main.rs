@@ -78,7 +78,7 @@ enum TopicCommand {
 #[derive(Args, Clone)]
 struct ClusterArgs {
     /// Worker threads per process.
-    #[arg(short = 'w', long = "workers", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(short = 'w', long = "workers", default_value_t = cryptoflow::pipeline::DEFAULT_WORKERS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
     /// Number of processes in the cluster.
     #[arg(short = 'n', long = "processes", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -105,22 +105,22 @@ struct RunArgs {
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
     /// HTTP listen address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = cryptoflow::pipeline::DEFAULT_HTTP)]
     http: SocketAddr,
     /// Do not start the HTTP server.
     #[arg(long)]
     no_http: bool,
     /// Allowed lateness behind a partition's newest event time, ms.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = dataflows::source::DEFAULT_LATENESS_MS)]
     lateness_ms: u64,
     /// Allowed event-time skew ahead of the wall clock, ms.
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = dataflows::source::DEFAULT_MAX_FUTURE_MS)]
     max_future_ms: u64,
     /// Bar interval, ms.
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    #[arg(long, default_value_t = dataflows::bars::DEFAULT_BAR_MS, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     bar_ms: u64,
     /// Prediction horizons in bars, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,5,15", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_delimiter = ',', default_values_t = dataflows::predict::DEFAULT_HORIZONS, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     horizons: Vec<u32>,
     /// Where to start reading each partition.
     #[arg(long, value_enum, default_value_t = StartFrom::Earliest)]
@@ -129,10 +129,10 @@ struct RunArgs {
     #[arg(long)]
     until_end: bool,
     /// Wall time between warehouse commits at the most, ms.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    #[arg(long, default_value_t = cryptoflow::pipeline::DEFAULT_COMMIT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     commit_interval_ms: u64,
     /// Event time one commit (epoch) covers at the most, ms.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    #[arg(long, default_value_t = cryptoflow::pipeline::DEFAULT_EPOCH_MS, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     epoch_ms: u64,
     /// Table versions between automatic Delta checkpoints (0: never).
     #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
@@ -142,13 +142,13 @@ struct RunArgs {
 #[derive(Args)]
 struct DemoArgs {
     /// HTTP listen address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = cryptoflow::pipeline::DEFAULT_HTTP)]
     http: SocketAddr,
     /// Warehouse root (Delta tables) and broker log.
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
     /// Worker threads.
-    #[arg(short = 'w', long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(short = 'w', long, default_value_t = cryptoflow::pipeline::DEFAULT_WORKERS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
     /// Simulator seed.
     #[arg(long, default_value_t = 42)]

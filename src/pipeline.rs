@@ -54,6 +54,15 @@ pub enum Error {
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Wall time between warehouse commits unless configured, ms.
+pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 2_000;
+/// Event time one commit (epoch) spans unless configured, ms.
+pub const DEFAULT_EPOCH_MS: u64 = 5_000;
+/// Worker threads per process unless configured.
+pub const DEFAULT_WORKERS: usize = 2;
+/// Where the HTTP server listens unless configured.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
 /// Everything `run` needs.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -90,6 +99,29 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// `run` on its defaults, reading `topic` on `brokers` and writing the
+    /// warehouse under `data_dir`: the one place the run defaults are put
+    /// together (the dataflow's own come from `dataflows`); the CLI's flags
+    /// and the demo start from the same constants.
+    pub fn new(brokers: impl Into<String>, topic: impl Into<String>, data_dir: PathBuf) -> Self {
+        RunOptions {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            cluster: Cluster::local(DEFAULT_WORKERS),
+            data_dir,
+            http: DEFAULT_HTTP.parse().ok(),
+            lateness_ms: dataflows::source::DEFAULT_LATENESS_MS,
+            max_future_ms: dataflows::source::DEFAULT_MAX_FUTURE_MS,
+            bar_ms: dataflows::bars::DEFAULT_BAR_MS,
+            horizons: dataflows::predict::DEFAULT_HORIZONS.to_vec(),
+            from: StartFrom::Earliest,
+            until_end: false,
+            commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS),
+            epoch_ms: DEFAULT_EPOCH_MS,
+            checkpoint_every: warehouse::DEFAULT_CHECKPOINT_EVERY,
+        }
+    }
+
     fn pipeline_config(&self) -> PipelineConfig {
         let idle_lag = if self.until_end {
             None

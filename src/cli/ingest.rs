@@ -47,7 +47,7 @@ struct Common {
     #[arg(long, global = true, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(250..))]
     backoff_max_ms: u64,
     /// How far ahead of the wall clock a trade time may be, ms.
-    #[arg(long, global = true, default_value_t = 60_000)]
+    #[arg(long, global = true, default_value_t = dataflows::source::DEFAULT_MAX_FUTURE_MS)]
     max_future_ms: u64,
 }
 

@@ -163,7 +163,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     skip_bad_rows: bool,
     /// Allowed event-time skew ahead of the wall clock, ms (as `run`).
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = dataflows::source::DEFAULT_MAX_FUTURE_MS)]
     max_future_ms: u64,
 }
 
