@@ -16,7 +16,6 @@
 //! `last_ok_ms` is the wall clock of the last good poll, for people only.
 //! Nothing here feeds back into the dataflow, and it must never block it.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,7 +78,7 @@ impl Default for ProcessHealth {
 
 impl ProcessHealth {
     /// Health of process `process`, which polls `peers` (processes 1, 2, …).
-    pub fn new(process: usize, peers: &[SocketAddr]) -> Self {
+    pub fn new(process: usize, peers: &[String]) -> Self {
         ProcessHealth {
             process,
             board: ProgressBoard::new(),
@@ -89,7 +88,7 @@ impl ProcessHealth {
                     .enumerate()
                     .map(|(i, addr)| PeerHealth {
                         process: i + 1,
-                        addr: addr.to_string(),
+                        addr: addr.clone(),
                         status: "pending",
                         error: None,
                         last_ok_ms: None,

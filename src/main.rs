@@ -220,9 +220,9 @@ struct RunArgs {
     /// Serve this process's health here (processes other than 0 in a cluster).
     #[arg(long)]
     health_addr: Option<SocketAddr>,
-    /// Health addresses of processes 1, 2, … for process 0 to poll, comma separated.
+    /// Health addresses (HOST:PORT) of processes 1, 2, … for process 0 to poll, comma separated.
     #[arg(long, value_delimiter = ',')]
-    peer_health: Vec<SocketAddr>,
+    peer_health: Vec<String>,
 }
 
 #[derive(Args)]

@@ -128,7 +128,7 @@ pub struct RunOptions {
     /// [`crate::health`]); None: nowhere.
     pub health_addr: Option<SocketAddr>,
     /// On process 0: the health addresses of processes 1, 2, … to poll.
-    pub peer_health: Vec<SocketAddr>,
+    pub peer_health: Vec<String>,
 }
 
 impl RunOptions {
@@ -297,10 +297,27 @@ async fn route(
     Ok(summary)
 }
 
+/// The first panic of this process, as its hook printed it: timely hands
+/// `run` only an opaque payload for a worker that panicked.
+static FIRST_PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Keeps the first panic message (then prints it as before).
+fn record_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = FIRST_PANIC.set(info.to_string().replace('\n', " "));
+            previous(info);
+        }));
+    });
+}
+
 /// A worker that panicked: timely's networking panics (and poisons the
 /// queues the workers read) when a peer process goes away, which is a
 /// cluster failure to name as such; anything else is reported as it is.
-fn worker_failure(panic: String) -> Error {
+fn worker_failure(payload: String) -> Error {
+    let panic = FIRST_PANIC.get().cloned().unwrap_or(payload);
     if panic.contains("timely communication error") || panic.contains("MergeQueue poisoned") {
         Error::PeerLost(panic)
     } else {
@@ -310,6 +327,7 @@ fn worker_failure(panic: String) -> Error {
 
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).
 pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
+    record_panics();
     let num_partitions = kafka::partition_count(&opts.brokers, &opts.topic)?;
     let config = opts.cluster.timely_config()?;
     let leader = opts.cluster.process == 0;

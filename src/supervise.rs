@@ -141,18 +141,18 @@ pub fn launch(opts: &LaunchOptions) -> Result<()> {
         u16::try_from(usize::from(base) + i)
             .map_err(|_| Error::Layout(format!("port {base} + {i} is above 65535")))
     };
-    let dir = std::env::temp_dir().join(format!("cryptoflow-cluster-{}", std::process::id()));
-    let io = |what: String| move |source| Error::Io { what, source };
-    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-    let hostfile = dir.join("hosts");
     let mut hosts = String::new();
     for i in 0..processes {
         hosts.push_str(&format!("127.0.0.1:{}\n", port(*base_port, i)?));
     }
-    std::fs::write(&hostfile, hosts).map_err(io(format!("writing {}", hostfile.display())))?;
     let health: Vec<String> = (1..processes)
         .map(|i| port(*health_base_port, i).map(|p| format!("127.0.0.1:{p}")))
         .collect::<Result<_>>()?;
+    let dir = std::env::temp_dir().join(format!("cryptoflow-cluster-{}", std::process::id()));
+    let io = |what: String| move |source| Error::Io { what, source };
+    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    let hostfile = dir.join("hosts");
+    std::fs::write(&hostfile, hosts).map_err(io(format!("writing {}", hostfile.display())))?;
 
     let stop = stop_on_signal();
     let mut children: Vec<Child> = Vec::with_capacity(processes);
