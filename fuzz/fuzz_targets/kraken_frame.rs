@@ -18,12 +18,20 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let venue = Kraken::new("wss://fuzz.invalid", &["BTC/USD".to_string(), "XBT/EUR".to_string()]).expect("valid symbols");
+    let venue = Kraken::new(
+        "wss://fuzz.invalid",
+        &["BTC/USD".to_string(), "XBT/EUR".to_string()],
+    )
+    .expect("valid symbols");
     let Ok(Frame::Trades(trades)) = venue.parse(text) else {
         return;
     };
     for t in trades.into_iter().flatten() {
-        let (price, size, id) = (t.price.to_string(), t.size.to_string(), t.trade_id.to_string());
+        let (price, size, id) = (
+            t.price.to_string(),
+            t.size.to_string(),
+            t.trade_id.to_string(),
+        );
         let tick = DecimalWireTick {
             symbol: &t.symbol,
             exchange: venue.exchange(),
@@ -35,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(json) = encode_checked(&tick, LIMITS) {
             let back = decode(&json, Position::default(), LIMITS).expect("sent ticks decode");
-            assert_eq!((back.symbol.as_str(), back.ts_ms, back.side), (t.symbol.as_str(), t.ts_ms, t.side));
+            assert_eq!(
+                (back.symbol.as_str(), back.ts_ms, back.side),
+                (t.symbol.as_str(), t.ts_ms, t.side)
+            );
         }
     }
 });
