@@ -25,13 +25,28 @@ if [ "${1:-}" = "--with-python" ]; then  # test-only readers
   fi
 fi
 
-# Headless Chromium for the dashboard test (Debian package; needs root, as
-# on the dev and CI machines).
-if [ "${1:-}" = "--with-python" ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "setup: installing chromium for the dashboard test" >&2
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Debian packages (need root, as on the dev and CI machines).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Headless Chromium for the dashboard test, and Compose (the Python
+# docker-compose, which parses and validates a compose file without a
+# Docker engine) for the compose test.
+if [ "${1:-}" = "--with-python" ]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]} for the tests" >&2
+    apt_install "${missing[@]}"
   fi
+fi
+
+# wrk for the HTTP load benchmark (bench/src/bin/load.rs).
+if [ "${1:-}" = "--with-bench" ] && ! command -v wrk >/dev/null 2>&1; then
+  echo "setup: installing wrk for the load benchmark" >&2
+  apt_install wrk
 fi

@@ -11,9 +11,15 @@
 //! pending every interval. A backlog of [`MAX_PENDING_OUTPUTS`] outputs is
 //! committed at once whatever the clocks say, to bound memory.
 //!
+//! Failure: a failed commit keeps its deliveries pending and is tried again
+//! (at the next tick or due delivery). Once [`MAX_FAILED_COMMITS`] attempts
+//! in a row have failed over at least [`FAILING_FOR`] of wall time,
+//! [`CommitPolicy::give_up`] says so and the router stops the run with an
+//! error: a commit that cannot be made is never only a log line.
+//!
 //! It must never read the clock itself (the router passes instants in, so
 //! the rules are testable) and never commit or hold deliveries: it only
-//! answers "commit now?".
+//! answers "commit now?" and "give up?".
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +28,13 @@ pub const MAX_PENDING_OUTPUTS: usize = 200_000;
 
 /// Attempts of the last commit when the router stops.
 pub const FINAL_COMMIT_ATTEMPTS: u32 = 5;
+
+/// Failed commit attempts in a row after which a run gives up …
+pub const MAX_FAILED_COMMITS: u32 = 5;
+
+/// … provided the commits have been failing for at least this long, so a
+/// short outage of the store (a few seconds) is ridden out.
+pub const FAILING_FOR: Duration = Duration::from_secs(10);
 
 /// Pause after each failed final commit attempt.
 pub const FINAL_COMMIT_RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -40,6 +53,9 @@ pub struct CommitPolicy {
     /// When the last commit asked for by [`CommitPolicy::deliver`] was made.
     /// The ticker's commits do not count: they must not hold back an epoch.
     last_commit: Instant,
+    /// Failed attempts since the last successful one, and when the first of
+    /// them was made.
+    failures: Option<(u32, Instant)>,
 }
 
 impl CommitPolicy {
@@ -52,6 +68,7 @@ impl CommitPolicy {
             epoch_start: None,
             pending_outputs: 0,
             last_commit: now,
+            failures: None,
         }
     }
 
@@ -77,11 +94,27 @@ impl CommitPolicy {
     /// by the ticker); `all_committed`: nothing is pending any more. A
     /// failed commit keeps its deliveries pending, so the epoch still starts
     /// at the oldest of them.
-    pub fn attempted(&mut self, all_committed: bool) {
+    pub fn attempted(&mut self, all_committed: bool, now: Instant) {
         self.pending_outputs = 0;
         if all_committed {
             self.epoch_start = None;
+            self.failures = None;
+        } else {
+            self.failures.get_or_insert((0, now)).0 += 1;
         }
+    }
+
+    /// True once commits have failed [`MAX_FAILED_COMMITS`] times in a row
+    /// over at least [`FAILING_FOR`] (as of `now`): the run must stop.
+    pub fn give_up(&self, now: Instant) -> bool {
+        self.failures.is_some_and(|(n, since)| {
+            n >= MAX_FAILED_COMMITS && now.saturating_duration_since(since) >= FAILING_FOR
+        })
+    }
+
+    /// Failed attempts in a row so far.
+    pub fn failures(&self) -> u32 {
+        self.failures.map_or(0, |(n, _)| n)
     }
 
     /// The periodic commit: ticks every interval; a late tick delays the
@@ -124,7 +157,7 @@ mod tests {
         p.deliver(0, 1, t0);
         assert!(!p.deliver(EPOCH_MS, 1, t0 + ms(499)), "499 ms < 2 s / 4");
         assert!(p.deliver(EPOCH_MS + 1, 1, t0 + ms(500)), "500 ms = 2 s / 4");
-        p.attempted(true);
+        p.attempted(true, t0);
         // The quarter interval counts from that commit, not from the start.
         p.deliver(20_000, 1, t0 + ms(600));
         assert!(!p.deliver(30_000, 1, t0 + ms(999)));
@@ -146,7 +179,7 @@ mod tests {
             p.deliver(0, 1, t0),
             "200,000 outputs, no span, no wall time"
         );
-        p.attempted(false);
+        p.attempted(false, t0);
         // Counted from the attempt, even a failed one.
         assert!(!p.deliver(0, MAX_PENDING_OUTPUTS - 1, t0));
     }
@@ -156,12 +189,12 @@ mod tests {
         let (mut p, t0) = policy();
         let later = t0 + INTERVAL;
         p.deliver(1_000, 1, t0);
-        p.attempted(false);
+        p.attempted(false, t0);
         assert!(
             p.deliver(6_000, 1, later),
             "span from the uncommitted 1,000"
         );
-        p.attempted(true);
+        p.attempted(true, t0);
         let later = later + INTERVAL;
         assert!(!p.deliver(7_000, 1, later), "a new epoch starts at 7,000");
         assert!(p.deliver(12_000, 1, later));
@@ -172,7 +205,7 @@ mod tests {
         let (mut p, t0) = policy();
         p.deliver(0, 1, t0);
         // The ticker fired and committed everything at t0 + 400 ms.
-        p.attempted(true);
+        p.attempted(true, t0);
         p.deliver(10_000, 1, t0 + ms(450));
         assert!(
             p.deliver(15_000, 1, t0 + ms(500)),
@@ -188,6 +221,29 @@ mod tests {
         p.deliver(1_000, 1, later);
         assert!(!p.deliver(7_999, 1, later), "4,999 ms after the first");
         assert!(p.deliver(8_000, 1, later));
+    }
+
+    #[test]
+    fn repeated_failures_over_the_grace_period_give_up_a_success_resets() {
+        let (mut p, t0) = policy();
+        for i in 0..MAX_FAILED_COMMITS {
+            assert!(!p.give_up(t0 + FAILING_FOR), "after {i} failures");
+            p.attempted(false, t0 + ms(u64::from(i)));
+        }
+        assert_eq!(p.failures(), MAX_FAILED_COMMITS);
+        assert!(
+            !p.give_up(t0 + FAILING_FOR - ms(1)),
+            "not failing long enough"
+        );
+        assert!(p.give_up(t0 + FAILING_FOR));
+        p.attempted(true, t0 + FAILING_FOR);
+        assert!(!p.give_up(t0 + FAILING_FOR * 10));
+        assert_eq!(p.failures(), 0);
+        // A quick burst of failures alone is not enough either.
+        for _ in 0..MAX_FAILED_COMMITS * 3 {
+            p.attempted(false, t0 + FAILING_FOR * 10);
+        }
+        assert!(!p.give_up(t0 + FAILING_FOR * 10 + ms(500)));
     }
 
     #[tokio::test]

@@ -30,6 +30,20 @@ use cli::tables as tables_cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A librdkafka property for every Kafka client of this command,
+    /// KEY=VALUE (repeatable), e.g. security.protocol=sasl_ssl,
+    /// sasl.mechanisms=SCRAM-SHA-512, sasl.username=…
+    #[arg(long = "kafka-opt", value_name = "KEY=VALUE", global = true)]
+    kafka_opt: Vec<String>,
+    /// A file of librdkafka properties, KEY=VALUE per line (# comments),
+    /// read before --kafka-opt; keeps secrets off the command line.
+    #[arg(
+        long = "kafka-config",
+        value_name = "FILE",
+        global = true,
+        env = "CRYPTOFLOW_KAFKA_CONFIG"
+    )]
+    kafka_config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -51,6 +65,8 @@ enum Command {
         #[command(subcommand)]
         command: tables_cli::TablesCommand,
     },
+    /// Launch a local cluster of P `run` processes of W workers on loopback and watch it.
+    Cluster(ClusterLaunchArgs),
     /// Topic administration.
     Topic {
         #[command(subcommand)]
@@ -89,6 +105,68 @@ struct ClusterArgs {
     /// File with one host:port per process (default 127.0.0.1:2101+i).
     #[arg(long)]
     hostfile: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClusterLaunchArgs {
+    /// Processes to start.
+    #[arg(short = 'P', long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    processes: u16,
+    /// Worker threads per process.
+    #[arg(short = 'W', long, default_value_t = cryptoflow::pipeline::DEFAULT_WORKERS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Timely port of process 0 (process i: base + i), on 127.0.0.1.
+    #[arg(long, default_value_t = 2101)]
+    base_port: u16,
+    /// Health port base: process i > 0 serves its health on base + i
+    /// (default: --base-port + 100).
+    #[arg(long)]
+    health_base_port: Option<u16>,
+    /// The `run` flags every process gets, after `--` (e.g. -- --brokers HOST:PORT --data-dir DIR).
+    #[arg(last = true, required = true)]
+    run_args: Vec<String>,
+}
+
+/// The HTTP server's access controls.
+#[derive(Args)]
+struct AccessArgs {
+    /// Bearer token that state-changing endpoints require (none: they are
+    /// disabled). Prefer the environment variable: flags show in `ps`.
+    #[arg(long, env = "CRYPTOFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// An origin allowed to read the API cross-origin (repeatable; none by default).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Requests per second per client on /api/* (burst: twice that; 0: no limit).
+    #[arg(long, default_value_t = cryptoflow::http::guard::DEFAULT_RATE_PER_SECOND)]
+    api_rate_limit: u32,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = cryptoflow::http::guard::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Largest request head (URI and headers), bytes.
+    #[arg(long, default_value_t = cryptoflow::http::guard::DEFAULT_MAX_HEADER_BYTES)]
+    max_header_bytes: usize,
+}
+
+impl AccessArgs {
+    fn access(self) -> anyhow::Result<cryptoflow::http::guard::Access> {
+        let AccessArgs {
+            admin_token,
+            cors_origins,
+            api_rate_limit,
+            max_body_bytes,
+            max_header_bytes,
+        } = self;
+        Ok(cryptoflow::http::guard::Access {
+            max_body_bytes,
+            max_header_bytes,
+            rate_limit: cryptoflow::http::guard::RateLimit::per_second(api_rate_limit),
+            cors_origins,
+            admin_token: admin_token
+                .map(|t| cryptoflow::http::auth::AdminToken::new(&t))
+                .transpose()?,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -137,6 +215,14 @@ struct RunArgs {
     /// Table versions between automatic Delta checkpoints (0: never).
     #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     checkpoint_every: u64,
+    #[command(flatten)]
+    access: AccessArgs,
+    /// Serve this process's health here (processes other than 0 in a cluster).
+    #[arg(long)]
+    health_addr: Option<SocketAddr>,
+    /// Health addresses (HOST:PORT) of processes 1, 2, … for process 0 to poll, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    peer_health: Vec<String>,
 }
 
 #[derive(Args)]
@@ -185,7 +271,23 @@ fn real_main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let Cli {
+        command,
+        kafka_opt,
+        kafka_config,
+    } = Cli::parse();
+    let file = match &kafka_config {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--kafka-config {}: {e}", path.display()))?,
+        None => String::new(),
+    };
+    let options =
+        kafka::ClientOptions::parse(file.lines().chain(kafka_opt.iter().map(String::as_str)))?;
+    if options.keys().next().is_some() {
+        tracing::info!(keys = ?options, "kafka client options set");
+    }
+    kafka::set_client_options(options)?;
+    match command {
         Command::Run(a) => {
             let RunArgs {
                 brokers,
@@ -203,6 +305,9 @@ fn real_main() -> anyhow::Result<()> {
                 commit_interval_ms,
                 epoch_ms,
                 checkpoint_every,
+                access,
+                health_addr,
+                peer_health,
             } = a;
             let ClusterArgs {
                 workers,
@@ -235,10 +340,37 @@ fn real_main() -> anyhow::Result<()> {
                     commit_interval: Duration::from_millis(commit_interval_ms),
                     epoch_ms,
                     checkpoint_every,
+                    access: access.access()?,
+                    health_addr,
+                    peer_health,
                 },
                 Stop::new(),
             )?;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Cluster(a) => {
+            let ClusterLaunchArgs {
+                processes,
+                workers,
+                base_port,
+                health_base_port,
+                mut run_args,
+            } = a;
+            // Client options given to the launcher are the processes' too.
+            for opt in &kafka_opt {
+                run_args.extend(["--kafka-opt".to_string(), opt.clone()]);
+            }
+            if let Some(file) = &kafka_config {
+                run_args.push(format!("--kafka-config={}", file.display()));
+            }
+            cryptoflow::supervise::launch(&cryptoflow::supervise::LaunchOptions {
+                processes: processes.into(),
+                workers: workers.into(),
+                base_port,
+                health_base_port: health_base_port.unwrap_or(base_port.saturating_add(100)),
+                run_args,
+                program: std::env::current_exe()?,
+            })?;
         }
         Command::Demo(a) => {
             let DemoArgs {

@@ -9,7 +9,12 @@
 //! `commit_interval` of wall time). Stopping (Ctrl-C / SIGTERM, see
 //! [`crate::shutdown`]) lets workers leave their loop, the router commits
 //! what it holds and the HTTP server drains. The router must never drop a
-//! delivery whose commit failed: it stays pending and is retried.
+//! delivery whose commit failed: it stays pending and is retried; a commit
+//! that still cannot be made (see [`crate::commit`]: five failures in a row
+//! over ten seconds, or a last commit failing five times) stops the run
+//! with [`Error::Commit`], so `run` exits non-zero. Nothing is half-written
+//! then: each table holds whole epochs up to its `txn` version, and the
+//! next start resumes from there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +24,7 @@ use std::time::{Duration, Instant};
 use dataflows::bars::BarConfig;
 use dataflows::champion::ChampionConfig;
 use dataflows::predict::PredictConfig;
+use dataflows::progress::ProgressBoard;
 use dataflows::source::SourceConfig;
 use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -26,6 +32,8 @@ use tracing::{error, info, warn};
 
 use crate::cluster::{self, Cluster, StdoutToStderr};
 use crate::commit::{CommitPolicy, FINAL_COMMIT_ATTEMPTS, FINAL_COMMIT_RETRY_DELAY};
+use crate::health::ProcessHealth;
+use crate::http::guard::Access;
 use crate::http::LiveView;
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
@@ -49,6 +57,23 @@ pub enum Error {
     /// HTTP server or runtime.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The warehouse could not commit an epoch: the run stopped.
+    #[error(
+        "warehouse commit of the epoch ending at {epoch} failed {attempts} times; the run stopped \
+         (each table keeps whole epochs up to its committed one and the next start resumes there)"
+    )]
+    Commit {
+        /// The event time (ms) of the newest pending delivery.
+        epoch: u64,
+        /// Failed attempts in a row.
+        attempts: u32,
+        /// The last failure.
+        source: warehouse::Error,
+    },
+    /// Another process of the cluster went away (it died, or the network
+    /// between them failed): timely cannot go on without it.
+    #[error("lost another process of the cluster ({0}); restart the whole cluster, it resumes from the committed epochs")]
+    PeerLost(String),
 }
 
 /// Result alias for this module.
@@ -96,6 +121,14 @@ pub struct RunOptions {
     pub epoch_ms: u64,
     /// Table versions between automatic Delta checkpoints (0: never).
     pub checkpoint_every: u64,
+    /// The HTTP server's access controls (size limits, rate limit, CORS,
+    /// the admin token).
+    pub access: Access,
+    /// Where a process other than 0 serves its own health (see
+    /// [`crate::health`]); None: nowhere.
+    pub health_addr: Option<SocketAddr>,
+    /// On process 0: the health addresses of processes 1, 2, … to poll.
+    pub peer_health: Vec<String>,
 }
 
 impl RunOptions {
@@ -119,10 +152,13 @@ impl RunOptions {
             commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS),
             epoch_ms: DEFAULT_EPOCH_MS,
             checkpoint_every: warehouse::DEFAULT_CHECKPOINT_EVERY,
+            access: Access::default(),
+            health_addr: None,
+            peer_health: Vec::new(),
         }
     }
 
-    fn pipeline_config(&self) -> PipelineConfig {
+    fn pipeline_config(&self, progress: ProgressBoard) -> PipelineConfig {
         let idle_lag = if self.until_end {
             None
         } else {
@@ -132,7 +168,8 @@ impl RunOptions {
             source: SourceConfig::new()
                 .with_lateness_ms(self.lateness_ms)
                 .with_max_future_ms(self.max_future_ms)
-                .with_idle_lag_ms(idle_lag),
+                .with_idle_lag_ms(idle_lag)
+                .with_progress(progress),
             bars: BarConfig {
                 interval_ms: self.bar_ms,
                 ..BarConfig::default()
@@ -164,19 +201,35 @@ impl OutputSink for ChannelSink {
     }
 }
 
-/// Commits the pending deliveries as one epoch; keeps them on failure.
-async fn flush(wh: &mut Warehouse, pending: &mut Vec<Delivery>, written: &mut u64) {
+/// Commits the pending deliveries as one epoch; keeps them on failure and
+/// returns the error.
+async fn flush(
+    wh: &mut Warehouse,
+    pending: &mut Vec<Delivery>,
+    written: &mut u64,
+) -> std::result::Result<(), warehouse::Error> {
     if pending.is_empty() {
-        return;
+        return Ok(());
     }
     match wh.commit(pending).await {
         Ok(rows) => {
             *written += rows as u64;
             pending.clear();
+            Ok(())
         }
         Err(e) => {
-            error!(error = %e, deliveries = pending.len(), "warehouse commit failed; will retry")
+            error!(error = %crate::error_chain(&e), deliveries = pending.len(), "warehouse commit failed; will retry");
+            Err(e)
         }
+    }
+}
+
+/// The error that stops a run whose commits keep failing.
+fn commit_failed(pending: &[Delivery], attempts: u32, source: warehouse::Error) -> Error {
+    Error::Commit {
+        epoch: pending.last().map_or(0, |d| d.time),
+        attempts,
+        source,
     }
 }
 
@@ -186,7 +239,7 @@ async fn route(
     mut wh: Warehouse,
     every: Duration,
     epoch_ms: u64,
-) -> RunSummary {
+) -> Result<RunSummary> {
     let mut pending: Vec<Delivery> = Vec::new();
     let mut policy = CommitPolicy::new(every, epoch_ms, Instant::now());
     let mut summary = RunSummary::default();
@@ -202,39 +255,79 @@ async fn route(
         );
     }
     loop {
-        tokio::select! {
+        let attempt = tokio::select! {
             msg = rx.recv() => match msg {
                 Some(d) => {
                     summary.deliveries += 1;
                     state.apply(&d);
                     let due = policy.deliver(d.time, d.changes.len(), Instant::now());
                     pending.push(d);
-                    if due {
-                        flush(&mut wh, &mut pending, &mut summary.rows_written).await;
-                        policy.attempted(pending.is_empty());
-                    }
+                    due
                 }
                 None => break,
             },
-            _ = ticker.tick() => {
-                flush(&mut wh, &mut pending, &mut summary.rows_written).await;
-                policy.attempted(pending.is_empty());
+            _ = ticker.tick() => true,
+        };
+        if !attempt {
+            continue;
+        }
+        let result = flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+        let now = Instant::now();
+        policy.attempted(pending.is_empty(), now);
+        if let Err(e) = result {
+            if policy.give_up(now) {
+                return Err(commit_failed(&pending, policy.failures(), e));
             }
         }
     }
-    for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
-        flush(&mut wh, &mut pending, &mut summary.rows_written).await;
-        if pending.is_empty() {
-            break;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match flush(&mut wh, &mut pending, &mut summary.rows_written).await {
+            Ok(()) => break,
+            Err(e) if attempt >= FINAL_COMMIT_ATTEMPTS => {
+                return Err(commit_failed(&pending, attempt, e))
+            }
+            Err(_) => {
+                warn!(attempt, "final warehouse commit failed; retrying");
+                tokio::time::sleep(FINAL_COMMIT_RETRY_DELAY).await;
+            }
         }
-        warn!(attempt, "final warehouse commit failed; retrying");
-        tokio::time::sleep(FINAL_COMMIT_RETRY_DELAY).await;
     }
-    summary
+    Ok(summary)
+}
+
+/// The first panic of this process, as its hook printed it: timely hands
+/// `run` only an opaque payload for a worker that panicked.
+static FIRST_PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Keeps the first panic message (then prints it as before).
+fn record_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = FIRST_PANIC.set(info.to_string().replace('\n', " "));
+            previous(info);
+        }));
+    });
+}
+
+/// A worker that panicked: timely's networking panics (and poisons the
+/// queues the workers read) when a peer process goes away, which is a
+/// cluster failure to name as such; anything else is reported as it is.
+fn worker_failure(payload: String) -> Error {
+    let panic = FIRST_PANIC.get().cloned().unwrap_or(payload);
+    if panic.contains("timely communication error") || panic.contains("MergeQueue poisoned") {
+        Error::PeerLost(panic)
+    } else {
+        Error::Timely(panic)
+    }
 }
 
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).
 pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
+    record_panics();
     let num_partitions = kafka::partition_count(&opts.brokers, &opts.topic)?;
     let config = opts.cluster.timely_config()?;
     let leader = opts.cluster.process == 0;
@@ -246,7 +339,13 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let state = Arc::new(LiveView::new());
+    let peers = if leader {
+        opts.peer_health.clone()
+    } else {
+        Vec::new()
+    };
+    let health = Arc::new(ProcessHealth::new(opts.cluster.process, &peers));
+    let state = Arc::new(LiveView::with_health(health.clone()));
     let warehouse = if leader {
         let wh = runtime.block_on(Warehouse::open(&opts.data_dir))?;
         Some(wh.with_checkpoint_every(opts.checkpoint_every))
@@ -255,12 +354,26 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
     };
     // Bind before starting anything, so a busy port is a clear error up front.
     let listener = match (leader, opts.http) {
-        (true, Some(addr)) => Some(runtime.block_on(crate::http::bind(addr))?),
+        (true, Some(addr)) => {
+            if !addr.ip().is_loopback() && opts.access.admin_token.is_none() {
+                warn!(
+                    addr = %addr,
+                    "http listens on a non-loopback address without an admin token: the read-only \
+                     API is open to that network and state-changing endpoints stay disabled; set \
+                     --admin-token (or CRYPTOFLOW_ADMIN_TOKEN) and limit who can reach the port"
+                );
+            }
+            Some(runtime.block_on(crate::http::bind(addr))?)
+        }
+        _ => None,
+    };
+    let health_listener = match (leader, opts.health_addr) {
+        (false, Some(addr)) => Some(runtime.block_on(crate::http::bind(addr))?),
         _ => None,
     };
 
     let (tx, rx) = unbounded_channel::<Delivery>();
-    let pipeline = opts.pipeline_config();
+    let pipeline = opts.pipeline_config(health.board());
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -322,26 +435,34 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
             }
         });
         let http_stop = stop.clone();
+        let router = crate::http::app_with(state.clone(), &opts.access);
         let http = listener.map(|listener| {
-            let listener_state = state.clone();
             tokio::spawn(async move {
-                crate::http::serve(
-                    listener,
-                    listener_state,
-                    async move { http_stop.wait().await },
-                )
-                .await
+                crate::http::serve_app(listener, router, async move { http_stop.wait().await })
+                    .await
             })
         });
-        let summary = match warehouse {
+        if let Some(listener) = health_listener {
+            let (health_stop, router) = (stop.clone(), crate::health::router(health.clone()));
+            tokio::spawn(async move {
+                let shutdown = async move { health_stop.wait().await };
+                if let Err(e) = crate::http::serve_app(listener, router, shutdown).await {
+                    error!(error = %e, "health endpoint failed");
+                }
+            });
+        }
+        tokio::spawn(crate::health::poll_peers(health.clone(), stop.clone()));
+        let routed = match warehouse {
             Some(wh) => route(rx, state.clone(), wh, opts.commit_interval, opts.epoch_ms).await,
             None => {
                 let _ = done_rx.await;
-                RunSummary::default()
+                Ok(RunSummary::default())
             }
         };
-        // The dataflow is done (stopped, or the bounded input ended).
+        // The dataflow is done (stopped, the bounded input ended, or the
+        // router gave up on a commit: then the workers must stop too).
         stop.trigger();
+        let summary = routed?;
         if let Some(h) = http {
             match h.await {
                 Ok(Err(e)) => return Err(Error::Io(e)),
@@ -355,7 +476,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         .join()
         .map_err(|_| Error::Timely("a worker thread panicked".into()))?;
     for r in results {
-        r.map_err(Error::Timely)?.map_err(Error::Timely)?;
+        r.map_err(worker_failure)?.map_err(Error::Timely)?;
     }
     info!(
         deliveries = summary.deliveries,

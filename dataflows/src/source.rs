@@ -28,6 +28,7 @@ use timely::dataflow::operators::OkErr;
 use timely::dataflow::{Scope, StreamVec};
 use tracing::warn;
 
+use crate::progress::ProgressBoard;
 use crate::tick::{decode, Position, Reject, RejectReason, Tick, ValidationLimits};
 
 /// Does worker `index` of `peers` own `partition`?
@@ -98,6 +99,8 @@ pub struct SourceConfig {
     pub batch: usize,
     /// The wall clock for the future-timestamp check and idle advance.
     pub clock: Clock,
+    /// Where to report each partition's reading position (health only).
+    pub progress: Option<ProgressBoard>,
 }
 
 impl SourceConfig {
@@ -111,6 +114,7 @@ impl SourceConfig {
             idle_lag_ms: Some(10_000),
             batch: 4096,
             clock: system_clock(),
+            progress: None,
         }
     }
 
@@ -137,6 +141,12 @@ impl SourceConfig {
         self.clock = clock;
         self
     }
+
+    /// Reports reading positions to `board`.
+    pub fn with_progress(mut self, board: ProgressBoard) -> Self {
+        self.progress = Some(board);
+        self
+    }
 }
 
 impl Default for SourceConfig {
@@ -150,6 +160,22 @@ struct PartitionState {
     max_ts: Option<u64>,
     /// Clock time (ms) the reader reported the partition's end, if nothing came since.
     eof_since: Option<u64>,
+    /// Records read and the last offset (for progress reports only).
+    records: u64,
+    last_offset: Option<i64>,
+}
+
+/// Writes the partitions' positions to the board (health only).
+fn report(board: &ProgressBoard, partitions: &BTreeMap<i32, PartitionState>, lateness_ms: u64) {
+    for (p, st) in partitions {
+        board.update(&[*p], |e| {
+            e.records = st.records;
+            e.last_offset = st.last_offset;
+            e.max_event_ms = st.max_ts;
+            e.watermark_ms = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
+            e.at_end = st.eof_since.is_some();
+        });
+    }
 }
 
 /// Builds the source operator; returns (ticks at event time, rejects).
@@ -166,6 +192,7 @@ pub fn tick_source<'s, R: RecordReader>(
         idle_lag_ms,
         batch,
         clock,
+        progress,
     } = config;
     let both = source::<_, CapacityContainerBuilder<Vec<Result<Tick, Reject>>>, _, _>(
         scope,
@@ -177,6 +204,9 @@ pub fn tick_source<'s, R: RecordReader>(
                 .into_iter()
                 .map(|p| (p, PartitionState::default()))
                 .collect();
+            if let Some(board) = &progress {
+                report(board, &partitions, lateness_ms);
+            }
             // A worker that owns nothing can never emit: release time at once.
             let mut cap = if partitions.is_empty() {
                 None
@@ -203,6 +233,7 @@ pub fn tick_source<'s, R: RecordReader>(
                     max_future_ms,
                 };
                 let got_records = events.iter().any(|e| matches!(e, SourceEvent::Record(_)));
+                let got_events = !events.is_empty();
                 for event in events.drain(..) {
                     match event {
                         SourceEvent::PartitionEof(p) => {
@@ -213,6 +244,8 @@ pub fn tick_source<'s, R: RecordReader>(
                         SourceEvent::Record(rec) => {
                             let st = partitions.entry(rec.pos.partition).or_default();
                             st.eof_since = None;
+                            st.records += 1;
+                            st.last_offset = Some(rec.pos.offset);
                             // The partition's watermark places rejects in event time.
                             let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
                             let at = wm.max(*c.time());
@@ -244,6 +277,11 @@ pub fn tick_source<'s, R: RecordReader>(
                                 }
                             }
                         }
+                    }
+                }
+                if got_events {
+                    if let Some(board) = &progress {
+                        report(board, &partitions, lateness_ms);
                     }
                 }
                 if reader.finished() {

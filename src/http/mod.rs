@@ -3,7 +3,11 @@
 //!
 //! `app(state)` builds the router so tests can call it in-process as well
 //! as over a socket. Every error is a JSON body `{"error": {...}}` with the
-//! right status; no handler panics on input.
+//! right status; no handler panics on input. Every route sits behind the
+//! access layers of [`guard`] (size limits, rate limit, CORS, security
+//! headers); a state-changing route also behind [`auth::require_admin`]
+//! (the bearer token). `/api/health` answers 503 when another process of
+//! the cluster does not answer (see [`crate::health`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +21,8 @@ use axum::{Json, Router};
 use dataflows::tick::is_canonical_symbol;
 use serde::{Deserialize, Serialize};
 
+pub mod auth;
+pub mod guard;
 pub mod view;
 
 use view::BestEntry;
@@ -30,7 +36,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -119,8 +125,20 @@ pub struct PredictionQuery {
 
 type Shared = Arc<LiveView>;
 
-/// The router.
+/// The dashboard page.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The router with the default [`guard::Access`].
 pub fn app(state: Shared) -> Router {
+    app_with(state, &guard::Access::default())
+}
+
+/// The router behind the access layers of `access`.
+pub fn app_with(state: Shared, access: &guard::Access) -> Router {
+    guard::secure(routes(state), access, DASHBOARD)
+}
+
+fn routes(state: Shared) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/api/health", get(health))
@@ -133,14 +151,25 @@ pub fn app(state: Shared) -> Router {
 }
 
 async fn dashboard() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(include_str!("dashboard.html")),
-    )
+    ([(header::CACHE_CONTROL, "no-store")], Html(DASHBOARD))
 }
 
 async fn health(State(state): State<Shared>) -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok", "stats": state.stats() }))
+    let health = state.health();
+    let (status, word) = if health.healthy() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    };
+    (
+        status,
+        Json(serde_json::json!({
+            "status": word,
+            "stats": state.stats(),
+            "process": health.report(),
+            "cluster": health.peers(),
+        })),
+    )
 }
 
 fn filter_horizon(
@@ -285,8 +314,21 @@ pub async fn serve(
     state: Shared,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_app(listener, app(state), shutdown).await
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+/// Each request carries its peer address (the rate limiter's client).
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "http server listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -149,12 +149,26 @@ pub struct EvaluationRow {
 #[derive(Default)]
 pub struct LiveView {
     view: RwLock<View>,
+    health: std::sync::Arc<crate::health::ProcessHealth>,
 }
 
 impl LiveView {
     /// An empty view.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty view that reports `health` (the process's and its peers').
+    pub fn with_health(health: std::sync::Arc<crate::health::ProcessHealth>) -> Self {
+        LiveView {
+            view: RwLock::default(),
+            health,
+        }
+    }
+
+    /// This process's health (partitions read, peers polled).
+    pub fn health(&self) -> &crate::health::ProcessHealth {
+        &self.health
     }
 
     /// Applies one complete delivery.

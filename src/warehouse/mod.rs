@@ -33,6 +33,14 @@
 //! entries. A failed checkpoint is logged and never fails the epoch: the
 //! data commit has already landed with its `txn`, and reporting it as failed
 //! would have the epoch written again.
+//!
+//! A failed commit (a full disk, an unreachable store) leaves the table at
+//! its last version: a Delta commit is one log entry, written whole or not
+//! at all, and data files it would have added are unreferenced (`tables
+//! vacuum` removes them). Because a failure can also come after the log
+//! entry landed, the table is reloaded from storage before it is written
+//! again, and its committed epoch is taken from the log rather than from
+//! memory: a retry never writes an epoch twice.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +116,8 @@ pub struct Warehouse {
     root: PathBuf,
     tables: BTreeMap<&'static str, DeltaTable>,
     committed: BTreeMap<&'static str, Option<u64>>,
+    /// Tables whose last commit failed: reloaded before the next write.
+    stale: std::collections::BTreeSet<&'static str>,
     checkpoint_every: u64,
 }
 
@@ -188,6 +198,7 @@ impl Warehouse {
             root,
             tables: opened,
             committed,
+            stale: std::collections::BTreeSet::new(),
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
         })
     }
@@ -222,6 +233,9 @@ impl Warehouse {
         let mut written = 0;
         for def in tables() {
             let name = def.name();
+            if self.stale.contains(name) {
+                self.reload(name).await?;
+            }
             let after = self.committed(name);
             let due: Vec<&Delivery> = deliveries
                 .iter()
@@ -242,11 +256,21 @@ impl Warehouse {
                 .with_application_transaction(txn)
                 .with_create_checkpoint(false)
                 .with_cleanup_expired_logs(Some(false));
-            let mut writer = RecordBatchWriter::for_table(table)
-                .map_err(delta)?
-                .with_commit_properties(properties);
-            writer.write(batch).await.map_err(delta)?;
-            let version = writer.flush_and_commit(table).await.map_err(delta)?;
+            let committed = async {
+                let mut writer = RecordBatchWriter::for_table(table)
+                    .map_err(delta)?
+                    .with_commit_properties(properties);
+                writer.write(batch).await.map_err(delta)?;
+                writer.flush_and_commit(table).await.map_err(delta)
+            }
+            .await;
+            let version = match committed {
+                Ok(v) => v,
+                Err(e) => {
+                    self.stale.insert(name);
+                    return Err(e);
+                }
+            };
             self.committed.insert(name, Some(epoch));
             written += rows;
             if self.checkpoint_every > 0 && version % self.checkpoint_every == 0 {
@@ -254,6 +278,35 @@ impl Warehouse {
             }
         }
         Ok(written)
+    }
+
+    /// Reopens `name` from storage and takes its committed epoch from the
+    /// log: after a failed commit, what memory says may be wrong.
+    async fn reload(&mut self, name: &'static str) -> Result<()> {
+        let delta = |source| Error::Delta {
+            table: name.to_string(),
+            source: Box::new(source),
+        };
+        let url = self.tables[name].table_url().clone();
+        let fresh = DeltaTable::try_from_url(url).await.map_err(delta)?;
+        let version = fresh
+            .snapshot()
+            .map_err(delta)?
+            .transaction_version(fresh.log_store().as_ref(), APP_ID)
+            .await
+            .map_err(delta)?;
+        let committed = version.and_then(|v| u64::try_from(v).ok());
+        if committed != self.committed(name) {
+            warn!(
+                table = name,
+                ?committed,
+                "a commit reported as failed had landed"
+            );
+        }
+        self.committed.insert(name, committed);
+        self.tables.insert(name, fresh);
+        self.stale.remove(name);
+        Ok(())
     }
 }
 

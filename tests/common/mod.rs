@@ -152,11 +152,37 @@ pub fn broker_with_topic(
 
 /// A TCP forwarder a test can cut and restore, to simulate the broker going
 /// away and coming back at the same address (std listeners re-bind at once,
-/// unlike a freshly restarted broker whose old sockets linger in TIME_WAIT).
+/// unlike a freshly restarted broker whose old sockets linger in TIME_WAIT),
+/// and slow down: with a latency set, every chunk read from either side is
+/// held that long before it is passed on (a slow or distant broker).
 pub struct Proxy {
     addr: std::net::SocketAddr,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    latency_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Copies `from` to `to` until either closes, holding each chunk `latency_ms`.
+fn forward(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    latency_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let delay = latency_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 impl Proxy {
@@ -165,7 +191,8 @@ impl Proxy {
         use std::sync::atomic::Ordering;
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::net::TcpStream>::new()));
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let latency_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (up2, conns2, latency2) = (up.clone(), conns.clone(), latency_ms.clone());
         std::thread::spawn(move || loop {
             if !up2.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
@@ -186,21 +213,32 @@ impl Proxy {
                         let mut c = conns2.lock().unwrap();
                         c.push(client.try_clone().unwrap());
                         c.push(server.try_clone().unwrap());
-                        for (mut from, mut to) in [
+                        for (from, to) in [
                             (client.try_clone().unwrap(), server.try_clone().unwrap()),
                             (server, client),
                         ] {
-                            std::thread::spawn(move || {
-                                let _ = std::io::copy(&mut from, &mut to);
-                                let _ = to.shutdown(std::net::Shutdown::Both);
-                            });
+                            let latency = latency2.clone();
+                            std::thread::spawn(move || forward(from, to, latency));
                         }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Proxy { addr, up, conns }
+        Proxy {
+            addr,
+            up,
+            conns,
+            latency_ms,
+        }
+    }
+
+    /// Holds every chunk this long in each direction from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_ms.store(
+            latency.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 
     /// The address clients should use.

@@ -213,6 +213,25 @@ mod tests {
         assert_eq!(r.payload.len(), MAX_REJECT_PAYLOAD);
     }
 
+    /// Found by fuzzing (`fuzz/fuzz_targets/tick_decode.rs`): invalid UTF-8
+    /// turns into three-byte replacement characters, so a payload under the
+    /// limit in bytes gave a reject payload of nearly three times the limit.
+    #[test]
+    fn a_reject_payload_stays_within_the_limit_whatever_the_bytes() {
+        let mut raw = br#"{"prices":[[1711843200615,69702.31],[17118"#.to_vec();
+        raw.extend(std::iter::repeat_n(0xdd, 2_000));
+        raw.extend(b"43500000,69710.5]]}");
+        let r = decode(&raw, Position::default(), LIMITS).unwrap_err();
+        assert_eq!(r.reason, RejectReason::MalformedJson);
+        assert!(r.payload.len() <= MAX_REJECT_PAYLOAD, "{}", r.payload.len());
+        assert!(r.payload.starts_with(r#"{"prices":[[1711843200615"#));
+        assert!(r.payload.ends_with('\u{fffd}'));
+        for n in [0, 1, 4095, 4096, 4097] {
+            let r = decode(&vec![0xff; n], Position::default(), LIMITS).unwrap_err();
+            assert!(r.payload.len() <= MAX_REJECT_PAYLOAD);
+        }
+    }
+
     #[test]
     fn canonical_symbols() {
         assert!(is_canonical_symbol("BTC-USD"));

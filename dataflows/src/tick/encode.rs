@@ -15,7 +15,8 @@ pub fn encode_checked(
 ) -> Result<Vec<u8>, Invalid> {
     check::symbol(tick.symbol)?;
     check::exchange(tick.exchange)?;
-    let shown = |s: &str| format!("\"{s}\"");
+    // Shown as the decoder shows a JSON string value: quoted and escaped.
+    let shown = |s: &str| serde_json::Value::from(s).to_string();
     check::amount(
         "price",
         check::parse_decimal(tick.price),
@@ -67,6 +68,12 @@ mod tests {
                 exchange: "",
                 ..tick("BTC-USD", "1", "1", ts)
             },
+            // Found by fuzzing (`fuzz/fuzz_targets/tick_encode.rs`): a value
+            // with a control character or a quote was shown raw here and
+            // escaped by the decoder, so the two details differed.
+            tick("BTC-USD", "5", "1\0", ts),
+            tick("BTC-USD", "\"5\"", "1", ts),
+            tick("BTC-USD", "5", "x\u{7f}\\", ts),
         ];
         for t in &cases {
             let json = serde_json::to_vec(t).unwrap();

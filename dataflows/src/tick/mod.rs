@@ -215,11 +215,10 @@ pub struct Reject {
 
 impl Reject {
     fn new(reason: RejectReason, detail: impl Into<String>, payload: &[u8], pos: Position) -> Self {
-        let cut = payload.len().min(MAX_REJECT_PAYLOAD);
         Reject {
             reason,
             detail: detail.into(),
-            payload: String::from_utf8_lossy(&payload[..cut]).into_owned(),
+            payload: cut_payload(payload),
             pos,
             ts_ms: None,
             symbol: None,
@@ -234,6 +233,19 @@ impl Reject {
         r.symbol = Some(tick.symbol.clone());
         r
     }
+}
+
+/// `payload` as text (lossy UTF-8) of at most [`MAX_REJECT_PAYLOAD`] bytes,
+/// cut at a character boundary. The cut comes after the conversion: each
+/// invalid byte becomes a three-byte U+FFFD, so cutting the bytes first
+/// could give up to three times the limit (found by fuzzing `decode`).
+fn cut_payload(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&payload[..payload.len().min(MAX_REJECT_PAYLOAD)]);
+    let mut end = text.len().min(MAX_REJECT_PAYLOAD);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// Validation limits that do not come from the record itself.
