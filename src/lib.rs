@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod shutdown;
 pub mod symbols;
+pub mod telemetry;
 pub mod warehouse;
 
 /// The wall clock in epoch ms: for pacing, connection bookkeeping and the

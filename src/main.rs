@@ -137,6 +137,9 @@ struct RunArgs {
     /// Table versions between automatic Delta checkpoints (0: never).
     #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     checkpoint_every: u64,
+    /// Wall time without a tick after which /api/health says "degraded", ms.
+    #[arg(long, default_value_t = cryptoflow::telemetry::DEFAULT_STALE_AFTER_MS, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    stale_after_ms: u64,
 }
 
 #[derive(Args)]
@@ -203,6 +206,7 @@ fn real_main() -> anyhow::Result<()> {
                 commit_interval_ms,
                 epoch_ms,
                 checkpoint_every,
+                stale_after_ms,
             } = a;
             let ClusterArgs {
                 workers,
@@ -235,6 +239,7 @@ fn real_main() -> anyhow::Result<()> {
                     commit_interval: Duration::from_millis(commit_interval_ms),
                     epoch_ms,
                     checkpoint_every,
+                    stale_after: Duration::from_millis(stale_after_ms),
                 },
                 Stop::new(),
             )?;

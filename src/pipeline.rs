@@ -9,7 +9,11 @@
 //! `commit_interval` of wall time). Stopping (Ctrl-C / SIGTERM, see
 //! [`crate::shutdown`]) lets workers leave their loop, the router commits
 //! what it holds and the HTTP server drains. The router must never drop a
-//! delivery whose commit failed: it stays pending and is retried.
+//! delivery whose commit failed: it stays pending and is retried. Every
+//! commit attempt (and checkpoint) is recorded in the shared
+//! [`Telemetry`], which also gets the source's per-partition progress and a
+//! broker probe's answers every [`BROKER_PROBE_EVERY`]; `/api/health` and
+//! `/metrics` read it. None of this feeds back into the dataflow.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +33,7 @@ use crate::commit::{CommitPolicy, FINAL_COMMIT_ATTEMPTS, FINAL_COMMIT_RETRY_DELA
 use crate::http::LiveView;
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
+use crate::telemetry::{JobRun, Telemetry};
 use crate::warehouse::{self, catalog, Warehouse};
 
 /// Errors of a run.
@@ -62,6 +67,8 @@ pub const DEFAULT_EPOCH_MS: u64 = 5_000;
 pub const DEFAULT_WORKERS: usize = 2;
 /// Where the HTTP server listens unless configured.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+/// Wall time between two broker probes.
+pub const BROKER_PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Everything `run` needs.
 #[derive(Clone, Debug)]
@@ -96,6 +103,8 @@ pub struct RunOptions {
     pub epoch_ms: u64,
     /// Table versions between automatic Delta checkpoints (0: never).
     pub checkpoint_every: u64,
+    /// Wall time without a tick after which `/api/health` says "degraded".
+    pub stale_after: Duration,
 }
 
 impl RunOptions {
@@ -119,10 +128,11 @@ impl RunOptions {
             commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS),
             epoch_ms: DEFAULT_EPOCH_MS,
             checkpoint_every: warehouse::DEFAULT_CHECKPOINT_EVERY,
+            stale_after: Duration::from_millis(crate::telemetry::DEFAULT_STALE_AFTER_MS),
         }
     }
 
-    fn pipeline_config(&self) -> PipelineConfig {
+    fn pipeline_config(&self, telemetry: &Telemetry) -> PipelineConfig {
         let idle_lag = if self.until_end {
             None
         } else {
@@ -132,7 +142,8 @@ impl RunOptions {
             source: SourceConfig::new()
                 .with_lateness_ms(self.lateness_ms)
                 .with_max_future_ms(self.max_future_ms)
-                .with_idle_lag_ms(idle_lag),
+                .with_idle_lag_ms(idle_lag)
+                .with_progress(telemetry.progress.clone()),
             bars: BarConfig {
                 interval_ms: self.bar_ms,
                 ..BarConfig::default()
@@ -164,26 +175,89 @@ impl OutputSink for ChannelSink {
     }
 }
 
-/// Commits the pending deliveries as one epoch; keeps them on failure.
-async fn flush(wh: &mut Warehouse, pending: &mut Vec<Delivery>, written: &mut u64) {
-    if pending.is_empty() {
-        return;
-    }
-    match wh.commit(pending).await {
-        Ok(rows) => {
-            *written += rows as u64;
-            pending.clear();
+/// The router's warehouse side: the open warehouse, what is pending, and
+/// where commit attempts are recorded.
+struct Committer {
+    wh: Warehouse,
+    telemetry: Arc<Telemetry>,
+    /// Failed attempts in a row for the data pending now.
+    attempt: u32,
+}
+
+impl Committer {
+    /// Commits the pending deliveries as one epoch; keeps them on failure.
+    async fn flush(&mut self, pending: &mut Vec<Delivery>, written: &mut u64) {
+        if pending.is_empty() {
+            return;
         }
-        Err(e) => {
-            error!(error = %e, deliveries = pending.len(), "warehouse commit failed; will retry")
+        let started_ms = crate::now_ms();
+        let start = Instant::now();
+        let epoch_ms = pending.last().map(|d| d.time);
+        let result = self.wh.commit(pending).await;
+        let duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        self.attempt += 1;
+        let mut run = JobRun {
+            job: "warehouse.commit".into(),
+            state: "succeeded".into(),
+            attempt: self.attempt,
+            started_ms,
+            duration_ms,
+            epoch_ms,
+            rows: 0,
+            detail: format!("{} deliveries", pending.len()),
+            error: None,
+        };
+        match result {
+            Ok(rows) => {
+                *written += rows as u64;
+                pending.clear();
+                run.rows = rows as u64;
+                self.attempt = 0;
+            }
+            Err(e) => {
+                error!(error = %e, deliveries = pending.len(), "warehouse commit failed; will retry");
+                run.state = "failed".into();
+                run.error = Some(error_chain(&e));
+            }
+        }
+        self.telemetry.commit_done(run);
+        for c in self.wh.take_checkpoints() {
+            self.telemetry.commit_done(JobRun {
+                job: "warehouse.checkpoint".into(),
+                state: if c.error.is_none() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+                .into(),
+                attempt: 1,
+                started_ms: c.started_ms,
+                duration_ms: c.duration_ms,
+                epoch_ms,
+                rows: 0,
+                detail: format!("{} version {}", c.table, c.version),
+                error: c.error,
+            });
         }
     }
+}
+
+/// An error and its causes, joined, for people.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 async fn route(
     mut rx: UnboundedReceiver<Delivery>,
     state: Arc<LiveView>,
-    mut wh: Warehouse,
+    mut committer: Committer,
     every: Duration,
     epoch_ms: u64,
 ) -> RunSummary {
@@ -193,7 +267,7 @@ async fn route(
     let mut ticker = policy.ticker();
     let resume = catalog::names()
         .into_iter()
-        .filter_map(|t| wh.committed(t))
+        .filter_map(|t| committer.wh.committed(t))
         .min();
     if let Some(epoch) = resume {
         info!(
@@ -210,20 +284,22 @@ async fn route(
                     let due = policy.deliver(d.time, d.changes.len(), Instant::now());
                     pending.push(d);
                     if due {
-                        flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+                        committer.flush(&mut pending, &mut summary.rows_written).await;
                         policy.attempted(pending.is_empty());
                     }
                 }
                 None => break,
             },
             _ = ticker.tick() => {
-                flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+                committer.flush(&mut pending, &mut summary.rows_written).await;
                 policy.attempted(pending.is_empty());
             }
         }
     }
     for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
-        flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+        committer
+            .flush(&mut pending, &mut summary.rows_written)
+            .await;
         if pending.is_empty() {
             break;
         }
@@ -231,6 +307,30 @@ async fn route(
         tokio::time::sleep(FINAL_COMMIT_RETRY_DELAY).await;
     }
     summary
+}
+
+/// Asks the broker for the topic's metadata every [`BROKER_PROBE_EVERY`]
+/// and records whether it answered (in a blocking thread: the client call
+/// waits up to its timeout).
+async fn probe_broker(brokers: String, topic: String, telemetry: Arc<Telemetry>) {
+    let probe = match kafka::BrokerProbe::new(&brokers) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            telemetry.broker_probed(Err(error_chain(&e)));
+            return;
+        }
+    };
+    let mut every = tokio::time::interval(BROKER_PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (p, t) = (probe.clone(), topic.clone());
+        let result = tokio::task::spawn_blocking(move || p.check(&t, BROKER_PROBE_EVERY))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| error_chain(&e)));
+        telemetry.broker_probed(result);
+    }
 }
 
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).
@@ -247,6 +347,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         .enable_all()
         .build()?;
     let state = Arc::new(LiveView::new());
+    let telemetry = Arc::new(Telemetry::new(Some(opts.stale_after)));
     let warehouse = if leader {
         let wh = runtime.block_on(Warehouse::open(&opts.data_dir))?;
         Some(wh.with_checkpoint_every(opts.checkpoint_every))
@@ -260,7 +361,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
     };
 
     let (tx, rx) = unbounded_channel::<Delivery>();
-    let pipeline = opts.pipeline_config();
+    let pipeline = opts.pipeline_config(&telemetry);
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -322,19 +423,34 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
             }
         });
         let http_stop = stop.clone();
+        let app = crate::http::AppState::new(state.clone(), telemetry.clone())
+            .with_warehouse(opts.data_dir.clone());
         let http = listener.map(|listener| {
-            let listener_state = state.clone();
             tokio::spawn(async move {
-                crate::http::serve(
-                    listener,
-                    listener_state,
-                    async move { http_stop.wait().await },
-                )
-                .await
+                crate::http::serve(listener, app, async move { http_stop.wait().await }).await
             })
         });
+        let probe = tokio::spawn(probe_broker(
+            opts.brokers.clone(),
+            opts.topic.clone(),
+            telemetry.clone(),
+        ));
         let summary = match warehouse {
-            Some(wh) => route(rx, state.clone(), wh, opts.commit_interval, opts.epoch_ms).await,
+            Some(wh) => {
+                let committer = Committer {
+                    wh,
+                    telemetry: telemetry.clone(),
+                    attempt: 0,
+                };
+                route(
+                    rx,
+                    state.clone(),
+                    committer,
+                    opts.commit_interval,
+                    opts.epoch_ms,
+                )
+                .await
+            }
             None => {
                 let _ = done_rx.await;
                 RunSummary::default()
@@ -342,6 +458,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         };
         // The dataflow is done (stopped, or the bounded input ended).
         stop.trigger();
+        probe.abort();
         if let Some(h) = http {
             match h.await {
                 Ok(Err(e)) => return Err(Error::Io(e)),

@@ -17,6 +17,7 @@ pub mod intervals;
 pub mod models;
 pub mod num;
 pub mod predict;
+pub mod progress;
 pub mod sim;
 pub mod source;
 pub mod tick;

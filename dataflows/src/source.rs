@@ -28,6 +28,7 @@ use timely::dataflow::operators::OkErr;
 use timely::dataflow::{Scope, StreamVec};
 use tracing::warn;
 
+use crate::progress::{PartitionProgress, SourceProgress};
 use crate::tick::{decode, Position, Reject, RejectReason, Tick, ValidationLimits};
 
 /// Does worker `index` of `peers` own `partition`?
@@ -98,6 +99,9 @@ pub struct SourceConfig {
     pub batch: usize,
     /// The wall clock for the future-timestamp check and idle advance.
     pub clock: Clock,
+    /// Where to report what was read per partition (None: nowhere). Written
+    /// only, never read by the dataflow.
+    pub progress: Option<SourceProgress>,
 }
 
 impl SourceConfig {
@@ -111,6 +115,7 @@ impl SourceConfig {
             idle_lag_ms: Some(10_000),
             batch: 4096,
             clock: system_clock(),
+            progress: None,
         }
     }
 
@@ -135,6 +140,12 @@ impl SourceConfig {
     /// Sets the clock.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Reports per-partition progress into `progress`.
+    pub fn with_progress(mut self, progress: SourceProgress) -> Self {
+        self.progress = Some(progress);
         self
     }
 }
@@ -166,6 +177,7 @@ pub fn tick_source<'s, R: RecordReader>(
         idle_lag_ms,
         batch,
         clock,
+        progress,
     } = config;
     let both = source::<_, CapacityContainerBuilder<Vec<Result<Tick, Reject>>>, _, _>(
         scope,
@@ -185,6 +197,7 @@ pub fn tick_source<'s, R: RecordReader>(
             };
             let mut events = Vec::with_capacity(batch);
             let mut last_error: Option<String> = None;
+            let mut read: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 events.clear();
@@ -211,6 +224,12 @@ pub fn tick_source<'s, R: RecordReader>(
                             }
                         }
                         SourceEvent::Record(rec) => {
+                            if progress.is_some() {
+                                let r = read.entry(rec.pos.partition).or_default();
+                                r.records += 1;
+                                r.next_offset = Some(rec.pos.offset + 1);
+                                r.last_record_at_ms = Some(now);
+                            }
                             let st = partitions.entry(rec.pos.partition).or_default();
                             st.eof_since = None;
                             // The partition's watermark places rejects in event time.
@@ -244,6 +263,17 @@ pub fn tick_source<'s, R: RecordReader>(
                                 }
                             }
                         }
+                    }
+                }
+                if let Some(progress) = &progress {
+                    if !read.is_empty() {
+                        for (p, r) in read.iter_mut() {
+                            let st = &partitions[p];
+                            r.max_event_ms = st.max_ts;
+                            r.watermark_ms = st.max_ts.map(|m| m.saturating_sub(lateness_ms));
+                        }
+                        progress.update(&read);
+                        read.clear();
                     }
                 }
                 if reader.finished() {
