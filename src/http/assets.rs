@@ -14,7 +14,7 @@ use super::types::ErrorBody;
 use super::ApiError;
 
 /// (name, content type, bytes) of every file under `/assets/`.
-pub const FILES: [(&str, &str, &[u8]); 5] = [
+pub const FILES: [(&str, &str, &[u8]); 6] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -29,6 +29,11 @@ pub const FILES: [(&str, &str, &[u8]); 5] = [
         "app.css",
         "text/css; charset=utf-8",
         include_bytes!("dashboard/app.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("dashboard/favicon.svg"),
     ),
     (
         "uplot.min.js",
@@ -61,7 +66,7 @@ pub async fn index() -> Response {
 
 /// A file of the dashboard (script, style sheet, the charting library).
 #[utoipa::path(get, path = "/assets/{file}", tag = "dashboard",
-    params(("file" = String, Path, description = "app.js, pages.js, app.css, uplot.min.js or uplot.min.css")),
+    params(("file" = String, Path, description = "app.js, pages.js, app.css, favicon.svg, uplot.min.js or uplot.min.css")),
     responses(
         (status = 200, description = "the file", content_type = "text/javascript", body = String),
         (status = 400, description = "bad path", body = ErrorBody),

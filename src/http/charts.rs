@@ -158,6 +158,7 @@ fn known(state: &AppState, symbol: &str) -> Result<(), ApiError> {
         (status = 200, description = "a page of bars", body = BarsPage),
         (status = 400, description = "bad symbol or query", body = ErrorBody),
         (status = 404, description = "unknown symbol", body = ErrorBody),
+        (status = 503, description = "the warehouse could not be read for an older range", body = ErrorBody),
     ))]
 pub async fn bars(
     State(state): State<AppState>,
@@ -209,7 +210,7 @@ pub struct ScoresQuery {
     /// Horizon in bars.
     #[param(minimum = 1)]
     pub horizon: u32,
-    /// Only scores whose outcome is after this event time (epoch ms); absent: all held.
+    /// Only scores whose outcome is after this event time (epoch ms); absent: the latest `limit`.
     #[param(minimum = 0)]
     pub since: Option<u64>,
     /// Only this model.
@@ -242,6 +243,7 @@ pub struct ScoresPage {
         (status = 200, description = "a page of scores", body = ScoresPage),
         (status = 400, description = "bad symbol or query", body = ErrorBody),
         (status = 404, description = "unknown symbol", body = ErrorBody),
+        (status = 503, description = "the warehouse could not be read for an older range", body = ErrorBody),
     ))]
 pub async fn scores(
     State(state): State<AppState>,
@@ -252,14 +254,13 @@ pub async fn scores(
     let q = query(q)?;
     let limit = limit(q.limit)?;
     known(&state, &symbol)?;
-    let since = q.since.unwrap_or(0);
     let model = q.model.as_deref();
     let (mut scores, oldest) = state
         .view
-        .with_history(|h| h.scores(&symbol, q.horizon, model, since, limit));
+        .with_history(|h| h.scores(&symbol, q.horizon, model, q.since, limit));
     let mut source = "memory".to_string();
-    let held_from = oldest.filter(|o| since < *o);
-    if let (Some(root), Some(_), Some(oldest)) = (&state.warehouse, q.since, held_from) {
+    let held_from = oldest.filter(|o| q.since.is_some_and(|since| since < *o));
+    if let (Some(root), Some(since), Some(oldest)) = (&state.warehouse, q.since, held_from) {
         let mut older = warehouse_scores(root, &symbol, q.horizon, model, since, oldest).await?;
         if !older.is_empty() {
             source = "warehouse+memory".into();

@@ -197,15 +197,15 @@ impl History {
         self.last_trade_bar.get(symbol).copied()
     }
 
-    /// Scores of (symbol, horizon) with outcomes after `since_ms`, of one
-    /// model or all, at most `limit` per model, by (target time, model);
-    /// and the oldest target time held.
+    /// Scores of (symbol, horizon) with outcomes after `since_ms` (None:
+    /// the latest), of one model or all, at most `limit` per model, by
+    /// (target time, model); and the oldest target time held.
     pub fn scores(
         &self,
         symbol: &str,
         horizon_bars: u32,
         model: Option<&str>,
-        since_ms: u64,
+        since_ms: Option<u64>,
         limit: usize,
     ) -> (Vec<ScorePoint>, Option<u64>) {
         let Some(models) = self.scores.get(&(symbol.to_string(), horizon_bars)) else {
@@ -217,7 +217,10 @@ impl History {
             if let Some(f) = q.front() {
                 oldest = Some(oldest.map_or(f.target_at_ms, |o| o.min(f.target_at_ms)));
             }
-            let from = q.partition_point(|s| s.target_at_ms <= since_ms);
+            let from = match since_ms {
+                Some(t) => q.partition_point(|s| s.target_at_ms <= t),
+                None => q.len().saturating_sub(limit),
+            };
             out.extend(q.range(from..).take(limit).map(|s| ScorePoint {
                 model: name.clone(),
                 made_at_ms: s.made_at_ms,
