@@ -29,7 +29,7 @@ pub struct PredictionQuery {
     pub horizon_ms: Option<u64>,
 }
 
-/// Filters of `/api/models` and `/api/evaluations`.
+/// Filter of `/api/models`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -37,8 +37,18 @@ pub struct ModelQuery {
     /// Only this symbol (canonical BASE-QUOTE).
     #[param(pattern = r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")]
     pub symbol: Option<String>,
-    /// Only this UTC day, YYYY-MM-DD (evaluations only; a 400 on /api/models).
-    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+}
+
+/// Filters of `/api/evaluations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EvaluationQuery {
+    /// Only this symbol (canonical BASE-QUOTE).
+    #[param(pattern = r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")]
+    pub symbol: Option<String>,
+    /// Only this UTC day (YYYY-MM-DD, a real calendar date).
+    #[param(value_type = Option<String>, format = Date)]
     pub day: Option<String>,
 }
 
@@ -46,6 +56,19 @@ pub struct ModelQuery {
 pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+}
+
+/// An event-time parameter, or a 400: the document says `int64` (what
+/// JSON clients can hold), so values above `i64::MAX` are refused although
+/// the field is unsigned.
+pub fn instant(v: Option<u64>, name: &str) -> Result<Option<u64>, ApiError> {
+    match v {
+        Some(x) if x > i64::MAX as u64 => Err(ApiError::bad_request(format!(
+            "`{name}` {x} is beyond the largest instant ({})",
+            i64::MAX
+        ))),
+        v => Ok(v),
+    }
 }
 
 /// A canonical symbol from the path, or a 400.
@@ -87,7 +110,7 @@ pub async fn predictions(
     State(state): State<AppState>,
     q: Result<Query<PredictionQuery>, QueryRejection>,
 ) -> Result<Json<Vec<PredictionView>>, ApiError> {
-    let h = query(q)?.horizon_ms;
+    let h = instant(query(q)?.horizon_ms, "horizon_ms")?;
     Ok(Json(
         state
             .view
@@ -113,7 +136,7 @@ pub async fn predictions_for(
     q: Result<Query<PredictionQuery>, QueryRejection>,
 ) -> Result<Json<Vec<PredictionView>>, ApiError> {
     let symbol = symbol_path(symbol)?;
-    let h = query(q)?.horizon_ms;
+    let h = instant(query(q)?.horizon_ms, "horizon_ms")?;
     let entries = state.view.best_for(&symbol);
     if entries.is_empty() {
         return Err(ApiError::not_found(format!(
@@ -156,18 +179,13 @@ pub async fn models(
     q: Result<Query<ModelQuery>, QueryRejection>,
 ) -> Result<Json<Vec<SeriesModels>>, ApiError> {
     let q = query(q)?;
-    if q.day.is_some() {
-        return Err(ApiError::bad_request(
-            "`day` filters /api/evaluations, not /api/models",
-        ));
-    }
     check_symbol(&state, q.symbol.as_deref())?;
     Ok(Json(state.view.models(q.symbol.as_deref())))
 }
 
 /// The daily evaluation rows: per (symbol, horizon, day, model) samples,
 /// MAE, RMSE, hit rate, skill, interval coverage, winner and reason.
-#[utoipa::path(get, path = "/api/evaluations", tag = "models", params(ModelQuery),
+#[utoipa::path(get, path = "/api/evaluations", tag = "models", params(EvaluationQuery),
     responses(
         (status = 200, description = "evaluation rows", body = [EvaluationRow]),
         (status = 400, description = "bad query or not a real date", body = ErrorBody),
@@ -175,7 +193,7 @@ pub async fn models(
     ))]
 pub async fn evaluations(
     State(state): State<AppState>,
-    q: Result<Query<ModelQuery>, QueryRejection>,
+    q: Result<Query<EvaluationQuery>, QueryRejection>,
 ) -> Result<Json<Vec<EvaluationRow>>, ApiError> {
     let q = query(q)?;
     check_symbol(&state, q.symbol.as_deref())?;

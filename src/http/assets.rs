@@ -66,7 +66,7 @@ pub async fn index() -> Response {
 
 /// A file of the dashboard (script, style sheet, the charting library).
 #[utoipa::path(get, path = "/assets/{file}", tag = "dashboard",
-    params(("file" = String, Path, description = "app.js, pages.js, app.css, favicon.svg, uplot.min.js or uplot.min.css")),
+    params(("file" = String, Path, description = "app.js, pages.js, app.css, favicon.svg, uplot.min.js or uplot.min.css", example = "app.js")),
     responses(
         (status = 200, description = "the file", content_type = "text/javascript", body = String),
         (status = 400, description = "bad path", body = ErrorBody),

@@ -18,7 +18,7 @@ use deltalake::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::api::{query, symbol_path};
+use super::api::{instant, query, symbol_path};
 use super::history::{BarPoint, ChampionChange, ScorePoint};
 use super::types::{ChampionView, ErrorBody, PredictionView};
 use super::{ApiError, AppState};
@@ -168,8 +168,9 @@ pub async fn bars(
     let symbol = symbol_path(symbol)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
+    let since = instant(q.since, "since")?;
     known(&state, &symbol)?;
-    let (mut bars, oldest, source) = match q.since {
+    let (mut bars, oldest, source) = match since {
         None => {
             let bars = state.view.with_history(|h| h.last_bars(&symbol, limit));
             (bars, None, "memory")
@@ -180,7 +181,7 @@ pub async fn bars(
         }
     };
     let mut source = source.to_string();
-    if let (Some(root), Some(since), Some(oldest)) = (&state.warehouse, q.since, oldest) {
+    if let (Some(root), Some(since), Some(oldest)) = (&state.warehouse, since, oldest) {
         let mut older = warehouse_bars(root, &symbol, since, oldest).await?;
         if !older.is_empty() {
             source = "warehouse+memory".into();
@@ -253,14 +254,18 @@ pub async fn scores(
     let symbol = symbol_path(symbol)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
+    let since = instant(q.since, "since")?;
+    if q.horizon > i32::MAX as u32 {
+        return Err(ApiError::bad_request("horizon is too large"));
+    }
     known(&state, &symbol)?;
     let model = q.model.as_deref();
     let (mut scores, oldest) = state
         .view
-        .with_history(|h| h.scores(&symbol, q.horizon, model, q.since, limit));
+        .with_history(|h| h.scores(&symbol, q.horizon, model, since, limit));
     let mut source = "memory".to_string();
-    let held_from = oldest.filter(|o| q.since.is_some_and(|since| since < *o));
-    if let (Some(root), Some(since), Some(oldest)) = (&state.warehouse, q.since, held_from) {
+    let held_from = oldest.filter(|o| since.is_some_and(|since| since < *o));
+    if let (Some(root), Some(since), Some(oldest)) = (&state.warehouse, since, held_from) {
         let mut older = warehouse_scores(root, &symbol, q.horizon, model, since, oldest).await?;
         if !older.is_empty() {
             source = "warehouse+memory".into();

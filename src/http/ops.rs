@@ -15,7 +15,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::api::query;
+use super::api::{instant, query};
 use super::types::ErrorBody;
 use super::{ApiError, AppState};
 use crate::telemetry::{JobRun, QualitySample, SAMPLE_EVERY};
@@ -108,7 +108,7 @@ pub async fn quality(
     State(state): State<AppState>,
     q: Result<Query<QualityQuery>, QueryRejection>,
 ) -> Result<Json<QualityPage>, ApiError> {
-    let q = query(q)?;
+    let since = instant(query(q)?.since, "since")?;
     let now = crate::now_ms();
     let partitions = state
         .telemetry
@@ -127,7 +127,7 @@ pub async fn quality(
     Ok(Json(QualityPage {
         now_ms: now,
         partitions,
-        samples: state.telemetry.samples(q.since.unwrap_or(0)),
+        samples: state.telemetry.samples(since.unwrap_or(0)),
     }))
 }
 

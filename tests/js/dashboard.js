@@ -116,6 +116,13 @@ function log(obj) { console.log(JSON.stringify(obj)); }
     check('models');
     await shot('models');
 
+    // Let the 2-second data-quality sampler and the commits collect a few
+    // points, so the time-series charts below have something to show.
+    await page.waitForFunction(async () => {
+      const q = await (await fetch('/api/quality', { cache: 'no-store' })).json();
+      return q.samples.length >= 8;
+    }, null, { timeout: 40_000, polling: 500 });
+
     await open('#/jobs');
     await page.waitForSelector('#runs tbody tr');
     check('jobs');
