@@ -28,6 +28,7 @@ pub mod charts;
 pub mod health;
 pub mod history;
 pub mod metrics;
+mod older;
 pub mod ops;
 pub mod stream;
 pub mod types;
