@@ -85,7 +85,9 @@ fn run(records: &[Record], workers: usize, config: PipelineConfig) -> Vec<Delive
 /// Everything a run produced, as comparable sets: every output with its
 /// delivery time (rejects included: they carry their partition's watermark),
 /// and the rejects on their own for a clearer failure message.
-fn normalise(d: &[Delivery]) -> (Vec<(u64, (Output, isize))>, Vec<Output>) {
+type Timed = Vec<(u64, (Output, isize))>;
+
+fn normalise(d: &[Delivery]) -> (Timed, Vec<Output>) {
     let mut timed = Vec::new();
     let mut rejects = Vec::new();
     for del in d {
