@@ -118,10 +118,13 @@ function log(obj) { console.log(JSON.stringify(obj)); }
 
     // Let the 2-second data-quality sampler and the commits collect a few
     // points, so the time-series charts below have something to show.
-    await page.waitForFunction(async () => {
-      const q = await (await fetch('/api/quality', { cache: 'no-store' })).json();
-      return q.samples.length >= 8;
-    }, null, { timeout: 40_000, polling: 500 });
+    const sampled = Date.now() + 40_000;
+    for (;;) {
+      const q = await (await fetch(`${base}/api/quality`)).json();
+      if (q.samples.length >= 8) break;
+      if (Date.now() > sampled) throw new Error(`only ${q.samples.length} quality samples after 40 s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
 
     await open('#/jobs');
     await page.waitForSelector('#runs tbody tr');
@@ -134,6 +137,19 @@ function log(obj) { console.log(JSON.stringify(obj)); }
     check('quality');
     await shot('quality');
     log({ check: 'no console errors or failed requests' });
+
+    // Without EventSource the page polls, and the chart still moves.
+    const polling = await context.newPage();
+    polling.setDefaultTimeout(WAIT);
+    polling.on('pageerror', (e) => problems.push(`page error (polling): ${e.message}`));
+    await polling.addInitScript(() => { delete window.EventSource; });
+    await polling.goto(`${base}/#/symbol/${symbols[0]}`);
+    await polling.waitForSelector('#live[data-mode="polling"]');
+    await polling.waitForSelector('#price canvas');
+    const end0 = Number(await polling.getAttribute('#price', 'data-last-end'));
+    await polling.waitForFunction((e) => Number(document.querySelector('#price').dataset.lastEnd) > e, end0);
+    check('polling fallback');
+    log({ check: 'polling fallback updates the chart without SSE' });
   } catch (e) {
     console.error(String(e.stack || e));
     process.exitCode = 1;
