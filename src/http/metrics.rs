@@ -166,20 +166,21 @@ impl Collector for Snapshot {
                 g.metric_type(),
             )?)?;
         }
-        let g = ConstGauge::new(0i64);
-        let mut offsets = e.encode_descriptor(
-            "cryptoflow_partition_offset",
-            "Next offset to read, per source partition",
-            None,
-            g.metric_type(),
-        )?;
-        for (p, st) in &progress {
-            if let Some(o) = st.next_offset {
-                let labels = [("partition", p.to_string())];
-                ConstGauge::new(o).encode(offsets.encode_family(&labels)?)?;
+        {
+            let g = ConstGauge::new(0i64);
+            let mut offsets = e.encode_descriptor(
+                "cryptoflow_partition_offset",
+                "Next offset to read, per source partition",
+                None,
+                g.metric_type(),
+            )?;
+            for (p, st) in &progress {
+                if let Some(o) = st.next_offset {
+                    let labels = [("partition", p.to_string())];
+                    ConstGauge::new(o).encode(offsets.encode_family(&labels)?)?;
+                }
             }
         }
-        drop(offsets);
         let g = ConstGauge::new(0f64);
         let mut lags = e.encode_descriptor(
             "cryptoflow_partition_watermark_lag",
