@@ -24,7 +24,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use dataflows::progress::{PartitionProgress, ProgressBoard};
+use dataflows::progress::{PartitionProgress, SourceProgress};
 use serde::{Deserialize, Serialize};
 
 use crate::shutdown::Stop;
@@ -42,7 +42,17 @@ pub struct ProcessReport {
     /// Its operating-system process id.
     pub pid: u32,
     /// The partitions its workers read.
-    pub partitions: Vec<PartitionProgress>,
+    pub partitions: Vec<PartitionReport>,
+}
+
+/// One partition's progress, as reported.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionReport {
+    /// The partition.
+    pub partition: i32,
+    /// What the sources read from it.
+    #[serde(flatten)]
+    pub progress: PartitionProgress,
 }
 
 /// What process 0 knows of another process.
@@ -66,22 +76,23 @@ pub struct PeerHealth {
 #[derive(Debug)]
 pub struct ProcessHealth {
     process: usize,
-    board: ProgressBoard,
+    progress: SourceProgress,
     peers: Mutex<Vec<PeerHealth>>,
 }
 
 impl Default for ProcessHealth {
     fn default() -> Self {
-        Self::new(0, &[])
+        Self::new(0, &[], SourceProgress::new())
     }
 }
 
 impl ProcessHealth {
-    /// Health of process `process`, which polls `peers` (processes 1, 2, …).
-    pub fn new(process: usize, peers: &[String]) -> Self {
+    /// Health of process `process`, whose sources report to `progress`,
+    /// and which polls `peers` (processes 1, 2, …).
+    pub fn new(process: usize, peers: &[String], progress: SourceProgress) -> Self {
         ProcessHealth {
             process,
-            board: ProgressBoard::new(),
+            progress,
             peers: Mutex::new(
                 peers
                     .iter()
@@ -99,17 +110,20 @@ impl ProcessHealth {
         }
     }
 
-    /// The board this process's sources write to.
-    pub fn board(&self) -> ProgressBoard {
-        self.board.clone()
-    }
-
     /// This process's own report.
     pub fn report(&self) -> ProcessReport {
         ProcessReport {
             process: self.process,
             pid: std::process::id(),
-            partitions: self.board.snapshot(),
+            partitions: self
+                .progress
+                .snapshot()
+                .into_iter()
+                .map(|(partition, progress)| PartitionReport {
+                    partition,
+                    progress,
+                })
+                .collect(),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod replay;
 pub mod shutdown;
 pub mod supervise;
 pub mod symbols;
+pub mod telemetry;
 pub mod warehouse;
 
 /// The wall clock in epoch ms: for pacing, connection bookkeeping and the

@@ -223,6 +223,9 @@ struct RunArgs {
     /// Health addresses (HOST:PORT) of processes 1, 2, … for process 0 to poll, comma separated.
     #[arg(long, value_delimiter = ',')]
     peer_health: Vec<String>,
+    /// Wall time without a tick after which /api/health says "degraded", ms.
+    #[arg(long, default_value_t = cryptoflow::telemetry::DEFAULT_STALE_AFTER_MS, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    stale_after_ms: u64,
 }
 
 #[derive(Args)]
@@ -308,6 +311,7 @@ fn real_main() -> anyhow::Result<()> {
                 access,
                 health_addr,
                 peer_health,
+                stale_after_ms,
             } = a;
             let ClusterArgs {
                 workers,
@@ -343,6 +347,7 @@ fn real_main() -> anyhow::Result<()> {
                     access: access.access()?,
                     health_addr,
                     peer_health,
+                    stale_after: Duration::from_millis(stale_after_ms),
                 },
                 Stop::new(),
             )?;

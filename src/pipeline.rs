@@ -15,6 +15,11 @@
 //! with [`Error::Commit`], so `run` exits non-zero. Nothing is half-written
 //! then: each table holds whole epochs up to its `txn` version, and the
 //! next start resumes from there.
+//!
+//! Every commit attempt (and checkpoint) is recorded in the shared
+//! [`Telemetry`], which also gets the source's per-partition progress and a
+//! broker probe's answers every [`BROKER_PROBE_EVERY`]; `/api/health` and
+//! `/metrics` read it. None of this feeds back into the dataflow.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +29,6 @@ use std::time::{Duration, Instant};
 use dataflows::bars::BarConfig;
 use dataflows::champion::ChampionConfig;
 use dataflows::predict::PredictConfig;
-use dataflows::progress::ProgressBoard;
 use dataflows::source::SourceConfig;
 use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -32,11 +36,13 @@ use tracing::{error, info, warn};
 
 use crate::cluster::{self, Cluster, StdoutToStderr};
 use crate::commit::{CommitPolicy, FINAL_COMMIT_ATTEMPTS, FINAL_COMMIT_RETRY_DELAY};
+use crate::error_chain;
 use crate::health::ProcessHealth;
 use crate::http::guard::Access;
 use crate::http::LiveView;
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
+use crate::telemetry::{JobRun, Telemetry};
 use crate::warehouse::{self, catalog, Warehouse};
 
 /// Errors of a run.
@@ -87,6 +93,8 @@ pub const DEFAULT_EPOCH_MS: u64 = 5_000;
 pub const DEFAULT_WORKERS: usize = 2;
 /// Where the HTTP server listens unless configured.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+/// Wall time between two broker probes.
+pub const BROKER_PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Everything `run` needs.
 #[derive(Clone, Debug)]
@@ -129,6 +137,8 @@ pub struct RunOptions {
     pub health_addr: Option<SocketAddr>,
     /// On process 0: the health addresses of processes 1, 2, … to poll.
     pub peer_health: Vec<String>,
+    /// Wall time without a tick after which `/api/health` says "degraded".
+    pub stale_after: Duration,
 }
 
 impl RunOptions {
@@ -155,10 +165,11 @@ impl RunOptions {
             access: Access::default(),
             health_addr: None,
             peer_health: Vec::new(),
+            stale_after: Duration::from_millis(crate::telemetry::DEFAULT_STALE_AFTER_MS),
         }
     }
 
-    fn pipeline_config(&self, progress: ProgressBoard) -> PipelineConfig {
+    fn pipeline_config(&self, telemetry: &Telemetry) -> PipelineConfig {
         let idle_lag = if self.until_end {
             None
         } else {
@@ -169,7 +180,7 @@ impl RunOptions {
                 .with_lateness_ms(self.lateness_ms)
                 .with_max_future_ms(self.max_future_ms)
                 .with_idle_lag_ms(idle_lag)
-                .with_progress(progress),
+                .with_progress(telemetry.progress.clone()),
             bars: BarConfig {
                 interval_ms: self.bar_ms,
                 ..BarConfig::default()
@@ -201,26 +212,79 @@ impl OutputSink for ChannelSink {
     }
 }
 
-/// Commits the pending deliveries as one epoch; keeps them on failure and
-/// returns the error.
-async fn flush(
-    wh: &mut Warehouse,
-    pending: &mut Vec<Delivery>,
-    written: &mut u64,
-) -> std::result::Result<(), warehouse::Error> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    match wh.commit(pending).await {
-        Ok(rows) => {
-            *written += rows as u64;
-            pending.clear();
-            Ok(())
+/// The router's warehouse side: the open warehouse, what is pending, and
+/// where commit attempts are recorded.
+struct Committer {
+    wh: Warehouse,
+    telemetry: Arc<Telemetry>,
+    /// Failed attempts in a row for the data pending now.
+    attempt: u32,
+}
+
+impl Committer {
+    /// Commits the pending deliveries as one epoch; keeps them on failure
+    /// and returns the error. Every attempt (and checkpoint) is recorded in
+    /// the telemetry.
+    async fn flush(
+        &mut self,
+        pending: &mut Vec<Delivery>,
+        written: &mut u64,
+    ) -> std::result::Result<(), warehouse::Error> {
+        if pending.is_empty() {
+            return Ok(());
         }
-        Err(e) => {
-            error!(error = %crate::error_chain(&e), deliveries = pending.len(), "warehouse commit failed; will retry");
-            Err(e)
+        let started_ms = crate::now_ms();
+        let start = Instant::now();
+        let epoch_ms = pending.last().map(|d| d.time);
+        let result = self.wh.commit(pending).await;
+        let duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        self.attempt += 1;
+        let mut run = JobRun {
+            job: "warehouse.commit".into(),
+            state: "succeeded".into(),
+            attempt: self.attempt,
+            started_ms,
+            duration_ms,
+            epoch_ms,
+            rows: 0,
+            detail: format!("{} deliveries", pending.len()),
+            error: None,
+        };
+        let result = match result {
+            Ok(rows) => {
+                *written += rows as u64;
+                pending.clear();
+                run.rows = rows as u64;
+                self.attempt = 0;
+                Ok(())
+            }
+            Err(e) => {
+                error!(error = %error_chain(&e), deliveries = pending.len(), "warehouse commit failed; will retry");
+                run.state = "failed".into();
+                run.error = Some(error_chain(&e));
+                Err(e)
+            }
+        };
+        self.telemetry.commit_done(run);
+        for c in self.wh.take_checkpoints() {
+            self.telemetry.commit_done(JobRun {
+                job: "warehouse.checkpoint".into(),
+                state: if c.error.is_none() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+                .into(),
+                attempt: 1,
+                started_ms: c.started_ms,
+                duration_ms: c.duration_ms,
+                epoch_ms,
+                rows: 0,
+                detail: format!("{} version {}", c.table, c.version),
+                error: c.error,
+            });
         }
+        result
     }
 }
 
@@ -236,7 +300,7 @@ fn commit_failed(pending: &[Delivery], attempts: u32, source: warehouse::Error) 
 async fn route(
     mut rx: UnboundedReceiver<Delivery>,
     state: Arc<LiveView>,
-    mut wh: Warehouse,
+    mut committer: Committer,
     every: Duration,
     epoch_ms: u64,
 ) -> Result<RunSummary> {
@@ -246,7 +310,7 @@ async fn route(
     let mut ticker = policy.ticker();
     let resume = catalog::names()
         .into_iter()
-        .filter_map(|t| wh.committed(t))
+        .filter_map(|t| committer.wh.committed(t))
         .min();
     if let Some(epoch) = resume {
         info!(
@@ -271,7 +335,9 @@ async fn route(
         if !attempt {
             continue;
         }
-        let result = flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+        let result = committer
+            .flush(&mut pending, &mut summary.rows_written)
+            .await;
         let now = Instant::now();
         policy.attempted(pending.is_empty(), now);
         if let Err(e) = result {
@@ -283,7 +349,10 @@ async fn route(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match flush(&mut wh, &mut pending, &mut summary.rows_written).await {
+        match committer
+            .flush(&mut pending, &mut summary.rows_written)
+            .await
+        {
             Ok(()) => break,
             Err(e) if attempt >= FINAL_COMMIT_ATTEMPTS => {
                 return Err(commit_failed(&pending, attempt, e))
@@ -325,6 +394,30 @@ fn worker_failure(payload: String) -> Error {
     }
 }
 
+/// Asks the broker for the topic's metadata every [`BROKER_PROBE_EVERY`]
+/// and records whether it answered (in a blocking thread: the client call
+/// waits up to its timeout).
+async fn probe_broker(brokers: String, topic: String, telemetry: Arc<Telemetry>) {
+    let probe = match kafka::BrokerProbe::new(&brokers) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            telemetry.broker_probed(Err(error_chain(&e)));
+            return;
+        }
+    };
+    let mut every = tokio::time::interval(BROKER_PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (p, t) = (probe.clone(), topic.clone());
+        let result = tokio::task::spawn_blocking(move || p.check(&t, BROKER_PROBE_EVERY))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| error_chain(&e)));
+        telemetry.broker_probed(result);
+    }
+}
+
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).
 pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
     record_panics();
@@ -339,13 +432,18 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let telemetry = Arc::new(Telemetry::new(Some(opts.stale_after)));
     let peers = if leader {
         opts.peer_health.clone()
     } else {
         Vec::new()
     };
-    let health = Arc::new(ProcessHealth::new(opts.cluster.process, &peers));
-    let state = Arc::new(LiveView::with_health(health.clone()));
+    let health = Arc::new(ProcessHealth::new(
+        opts.cluster.process,
+        &peers,
+        telemetry.progress.clone(),
+    ));
+    let state = Arc::new(LiveView::new());
     let warehouse = if leader {
         let wh = runtime.block_on(Warehouse::open(&opts.data_dir))?;
         Some(wh.with_checkpoint_every(opts.checkpoint_every))
@@ -373,7 +471,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
     };
 
     let (tx, rx) = unbounded_channel::<Delivery>();
-    let pipeline = opts.pipeline_config(health.board());
+    let pipeline = opts.pipeline_config(&telemetry);
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -435,11 +533,14 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
             }
         });
         let http_stop = stop.clone();
-        let router = crate::http::app_with(state.clone(), &opts.access);
+        let app = crate::http::AppState::new(state.clone(), telemetry.clone())
+            .with_warehouse(opts.data_dir.clone())
+            .with_cluster(health.clone());
+        let access = opts.access.clone();
         let http = listener.map(|listener| {
             tokio::spawn(async move {
-                crate::http::serve_app(listener, router, async move { http_stop.wait().await })
-                    .await
+                let shutdown = async move { http_stop.wait().await };
+                crate::http::serve_with(listener, app, &access, shutdown).await
             })
         });
         if let Some(listener) = health_listener {
@@ -452,8 +553,27 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
             });
         }
         tokio::spawn(crate::health::poll_peers(health.clone(), stop.clone()));
+        let probe = tokio::spawn(probe_broker(
+            opts.brokers.clone(),
+            opts.topic.clone(),
+            telemetry.clone(),
+        ));
         let routed = match warehouse {
-            Some(wh) => route(rx, state.clone(), wh, opts.commit_interval, opts.epoch_ms).await,
+            Some(wh) => {
+                let committer = Committer {
+                    wh,
+                    telemetry: telemetry.clone(),
+                    attempt: 0,
+                };
+                route(
+                    rx,
+                    state.clone(),
+                    committer,
+                    opts.commit_interval,
+                    opts.epoch_ms,
+                )
+                .await
+            }
             None => {
                 let _ = done_rx.await;
                 Ok(RunSummary::default())
@@ -462,6 +582,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         // The dataflow is done (stopped, the bounded input ended, or the
         // router gave up on a commit: then the workers must stop too).
         stop.trigger();
+        probe.abort();
         let summary = routed?;
         if let Some(h) = http {
             match h.await {

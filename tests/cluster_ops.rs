@@ -121,7 +121,7 @@ fn a_dead_cluster_process_is_reported_within_seconds_and_a_restart_resumes_exact
     let pid = report["cluster"][0]["report"]["pid"].as_u64().unwrap();
     for p in report["process"]["partitions"].as_array().unwrap() {
         assert!(
-            p.get("watermark_ms").is_some() && p.get("last_offset").is_some(),
+            p.get("watermark_ms").is_some() && p.get("next_offset").is_some(),
             "{p}"
         );
     }

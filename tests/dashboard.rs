@@ -1,98 +1,139 @@
-//! The dashboard in a real browser: headless Chromium loads the page from a
-//! real socket, runs its script against the API, and the rendered DOM shows
-//! the served predictions.
+//! The dashboard in a real browser, against the real system: a local
+//! broker, the simulated feed producing history and then live ticks, and
+//! `cryptoflow run` serving HTTP. Headless Chromium driven by Playwright
+//! (`tests/js/dashboard.js`) opens every page and checks: no console error,
+//! page error or failed request; every symbol appears; the price chart
+//! grows while ticks flow; the champion and prediction shown equal
+//! `/api/predictions` at that moment. Screenshots of each page are written
+//! under the target directory (the path is printed).
 
 mod common;
 
-use std::process::Command;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use cryptoflow::http::LiveView;
-use dataflows::champion::Champion;
-use dataflows::num::F64;
-use dataflows::predict::Prediction;
-use dataflows::{Delivery, Output};
+use cryptoflow::feed::{run_sim_feed, FeedOptions};
+use cryptoflow::shutdown::Stop;
+
+const SYMBOLS: [&str; 3] = ["BTC-USD", "ETH-USD", "SOL-USD"];
+
+/// Where the test tools live (scripts/setup.sh --with-python).
+fn cache() -> PathBuf {
+    std::env::var_os("CRYPTOFLOW_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/cryptoflow"))
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child when dropped, so a failed assertion leaves nothing running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 #[test]
-fn dashboard_renders_the_served_predictions() {
-    let state = Arc::new(LiveView::new());
-    let p = Prediction {
-        symbol: "SOL-USD".into(),
-        horizon_bars: 5,
-        model: "rls".into(),
-        horizon_ms: 5_000,
-        made_at_ms: 1_700_000_000_000,
-        target_at_ms: 1_700_000_005_000,
-        base_price: F64(150.0),
-        predicted_return: F64(0.0002),
-        predicted_price: F64(150.0 * 0.0002f64.exp()),
-        direction_prob: Some(F64(0.7)),
-        interval_low: Some(F64(-0.001)),
-        interval_high: Some(F64(0.0015)),
+fn every_page_works_in_a_real_browser_against_a_live_run() {
+    let node_modules = cache().join("node/node_modules");
+    assert!(
+        node_modules.join("playwright-core").is_dir(),
+        "playwright-core missing: run scripts/setup.sh --with-python"
+    );
+    let dir = common::temp_dir("dashboard");
+    let (_broker, brokers, topic) = common::broker_with_topic(&dir, 4);
+
+    // Ten minutes of history at once (models need 121 bars), then live ticks.
+    let stop = Stop::new();
+    let feed = {
+        let opts = FeedOptions {
+            brokers: brokers.clone(),
+            topic: topic.clone(),
+            seed: 7,
+            symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+            correlation: dataflows::sim::MARKET_CORRELATION,
+            seasonality: 0.0,
+            trades_per_sec: 4.0,
+            max_ticks: None,
+            max_speed: false,
+            start_ms: None,
+            history_ms: 600_000,
+            history_trades_per_sec: 2.0,
+            producer: cryptoflow::kafka::ProducerOptions::default(),
+        };
+        let stop = stop.clone();
+        std::thread::spawn(move || run_sim_feed(&opts, &stop))
     };
-    let c = Champion {
-        model: "rls".into(),
-        since_ms: 1_699_920_000_000,
-        day: Some(19_674),
-        skill: F64(0.5),
-        samples: 99,
-        reason: "test".into(),
-    };
-    state.apply(&Delivery {
-        time: p.made_at_ms,
-        changes: vec![(Output::Best(p, c), 1)],
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _run = Running(
+        common::run_cmd(&brokers, &topic, "2", &dir.join("data"))
+            .args(["--http", &addr, "--bar-ms", "1000", "--epoch-ms", "2000"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("run.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = common::wait_for(Duration::from_secs(120), || {
+        let (status, body) = common::http_get(&addr, "/api/predictions").ok()?;
+        let preds: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        (status == 200
+            && SYMBOLS
+                .iter()
+                .all(|s| preds.iter().any(|p| p["symbol"] == *s)))
+        .then_some(())
     });
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(cryptoflow::http::bind("127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(cryptoflow::http::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-
-    let profile = common::temp_dir("chromium-profile");
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(&url)
-        .output()
-        .expect("chromium is installed by scripts/setup.sh --with-python");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("<td>SOL-USD</td>"), "row not rendered:\n{dom}");
-    assert!(dom.contains("rls"), "{dom}");
     assert!(
-        dom.contains("150.03000"),
-        "predicted price not rendered:\n{dom}"
-    );
-    assert!(dom.contains("0.5000"), "skill not rendered:\n{dom}");
-    assert!(
-        dom.contains("0.700"),
-        "direction probability not rendered:\n{dom}"
-    );
-    // 150 · exp(-0.001) and 150 · exp(0.0015), to 8 significant digits.
-    assert!(
-        dom.contains("149.85007 – 150.22517"),
-        "interval not rendered:\n{dom}"
-    );
-    assert!(
-        dom.contains("2023-11-14 00:00"),
-        "champion since not rendered:\n{dom}"
+        ready.is_some(),
+        "no predictions for every symbol within 120 s; see {}",
+        dir.join("run.log").display()
     );
 
-    tx.send(()).unwrap();
-    rt.block_on(server).unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js/dashboard.js");
+    let mut driver = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{addr}"))
+        .arg(&shots)
+        .arg(SYMBOLS.join(","))
+        .env("NODE_PATH", &node_modules)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node is installed by scripts/setup.sh");
+    // The script bounds each wait itself; this bounds the whole.
+    let done = common::wait_for(Duration::from_secs(240), || {
+        driver.try_wait().ok().flatten()
+    });
+    if done.is_none() {
+        let _ = driver.kill();
+    }
+    let out = driver.wait_with_output().unwrap();
+    stop.trigger();
+    let _ = feed.join();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    println!("screenshots: {}", shots.display());
+    assert!(
+        out.status.success(),
+        "browser checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in ["overview", "symbol", "models", "jobs", "quality"] {
+        assert!(shots.join(format!("{page}.png")).is_file(), "{page}.png");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

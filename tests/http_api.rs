@@ -244,7 +244,7 @@ fn endpoints_over_a_real_socket_with_graceful_shutdown() {
     assert!(body.contains("\"error\""));
     let (status, body) = common::http_get(&addr, "/").unwrap();
     assert_eq!(status, 200);
-    assert!(body.contains("/api/predictions"));
+    assert!(body.contains("/assets/app.js"), "{body}");
 
     tx.send(()).unwrap();
     rt.block_on(server).unwrap().unwrap();

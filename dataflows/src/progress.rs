@@ -1,65 +1,95 @@
-//! Where each partition's reading stands, for health reports: the tick
-//! source of every worker writes it, the process's health endpoint reads it.
+//! What the source has read, per partition, for whoever watches the
+//! pipeline (metrics, health): records read, the next offset, the newest
+//! event time and the watermark, and when (by the source's [`Clock`]) the
+//! last record arrived.
 //!
-//! Time semantics: `max_event_ms` and `watermark_ms` are event time (the
-//! partition's newest accepted tick and that minus the allowed lateness,
-//! the same watermark the source rejects late ticks against); nothing here
-//! is wall clock. It is written once per source activation, not per
-//! record, and never feeds back into the dataflow: outputs cannot depend on
-//! it.
+//! The source only writes here, once per activation and only for the
+//! partitions it touched; nothing in the dataflow ever reads it back, so it
+//! cannot change an output (the dataflow stays deterministic). It is a
+//! shared map, not I/O: the binary reads it when `/metrics` or `/api/health`
+//! is asked.
+//!
+//! [`Clock`]: crate::source::Clock
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-/// One partition's reading position.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One partition's progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionProgress {
-    /// The partition.
-    pub partition: i32,
-    /// Records read from it by this run.
+    /// Records read (ticks and rejects alike).
     pub records: u64,
-    /// Offset of the last record read, if any.
-    pub last_offset: Option<i64>,
-    /// Newest event time accepted from it, ms.
+    /// The offset after the last record read (None: nothing read yet).
+    pub next_offset: Option<i64>,
+    /// Newest event time accepted (ms).
     pub max_event_ms: Option<u64>,
-    /// Its watermark (newest event time − lateness), ms; 0 before any tick.
-    pub watermark_ms: u64,
-    /// Whether the reader was at its end when last polled.
-    pub at_end: bool,
+    /// The partition's watermark (ms): newest event time − allowed lateness.
+    pub watermark_ms: Option<u64>,
+    /// Clock time (ms) the last record arrived.
+    pub last_record_at_ms: Option<u64>,
 }
 
-/// The progress of every partition the workers of one process read,
-/// shared between the sources (writers) and the health endpoint (reader).
+/// The progress of every partition a process reads, shared between its
+/// workers' sources and the watcher. Cloning shares it.
 #[derive(Clone, Debug, Default)]
-pub struct ProgressBoard(Arc<Mutex<BTreeMap<i32, PartitionProgress>>>);
+pub struct SourceProgress(Arc<Mutex<BTreeMap<i32, PartitionProgress>>>);
 
-impl ProgressBoard {
-    /// An empty board.
+impl SourceProgress {
+    /// An empty map.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Every partition, in partition order.
-    pub fn snapshot(&self) -> Vec<PartitionProgress> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+    /// Merges what one activation read: `(partition, progress delta)` with
+    /// the records counted in the delta and the rest the newest values.
+    pub fn update(&self, changes: &BTreeMap<i32, PartitionProgress>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (p, c) in changes {
+            let e = map.entry(*p).or_default();
+            e.records += c.records;
+            e.next_offset = c.next_offset.or(e.next_offset);
+            e.max_event_ms = c.max_event_ms.max(e.max_event_ms);
+            e.watermark_ms = c.watermark_ms.max(e.watermark_ms);
+            e.last_record_at_ms = c.last_record_at_ms.max(e.last_record_at_ms);
+        }
     }
 
-    /// Applies `f` to the entries of `partitions` (created when missing).
-    pub fn update(&self, partitions: &[i32], mut f: impl FnMut(&mut PartitionProgress)) {
-        let mut board = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for p in partitions {
-            let entry = board.entry(*p).or_insert_with(|| PartitionProgress {
-                partition: *p,
-                ..PartitionProgress::default()
-            });
-            f(entry);
-        }
+    /// A copy of every partition's progress.
+    pub fn snapshot(&self) -> BTreeMap<i32, PartitionProgress> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_add_records_and_keep_the_newest_values() {
+        let p = SourceProgress::new();
+        let step = |records, off, ts| {
+            BTreeMap::from([(
+                3,
+                PartitionProgress {
+                    records,
+                    next_offset: Some(off),
+                    max_event_ms: Some(ts),
+                    watermark_ms: Some(ts - 10),
+                    last_record_at_ms: Some(ts),
+                },
+            )])
+        };
+        p.update(&step(5, 5, 100));
+        p.update(&step(2, 7, 90));
+        let got = p.snapshot()[&3];
+        assert_eq!(got.records, 7);
+        assert_eq!(got.next_offset, Some(7));
+        assert_eq!(got.max_event_ms, Some(100));
+        assert_eq!(got.watermark_ms, Some(90));
     }
 }

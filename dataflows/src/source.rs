@@ -28,7 +28,7 @@ use timely::dataflow::operators::OkErr;
 use timely::dataflow::{Scope, StreamVec};
 use tracing::warn;
 
-use crate::progress::ProgressBoard;
+use crate::progress::{PartitionProgress, SourceProgress};
 use crate::tick::{decode, Position, Reject, RejectReason, Tick, ValidationLimits};
 
 /// Does worker `index` of `peers` own `partition`?
@@ -99,8 +99,9 @@ pub struct SourceConfig {
     pub batch: usize,
     /// The wall clock for the future-timestamp check and idle advance.
     pub clock: Clock,
-    /// Where to report each partition's reading position (health only).
-    pub progress: Option<ProgressBoard>,
+    /// Where to report what was read per partition (None: nowhere). Written
+    /// only, never read by the dataflow.
+    pub progress: Option<SourceProgress>,
 }
 
 impl SourceConfig {
@@ -142,9 +143,9 @@ impl SourceConfig {
         self
     }
 
-    /// Reports reading positions to `board`.
-    pub fn with_progress(mut self, board: ProgressBoard) -> Self {
-        self.progress = Some(board);
+    /// Reports per-partition progress into `progress`.
+    pub fn with_progress(mut self, progress: SourceProgress) -> Self {
+        self.progress = Some(progress);
         self
     }
 }
@@ -160,22 +161,6 @@ struct PartitionState {
     max_ts: Option<u64>,
     /// Clock time (ms) the reader reported the partition's end, if nothing came since.
     eof_since: Option<u64>,
-    /// Records read and the last offset (for progress reports only).
-    records: u64,
-    last_offset: Option<i64>,
-}
-
-/// Writes the partitions' positions to the board (health only).
-fn report(board: &ProgressBoard, partitions: &BTreeMap<i32, PartitionState>, lateness_ms: u64) {
-    for (p, st) in partitions {
-        board.update(&[*p], |e| {
-            e.records = st.records;
-            e.last_offset = st.last_offset;
-            e.max_event_ms = st.max_ts;
-            e.watermark_ms = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
-            e.at_end = st.eof_since.is_some();
-        });
-    }
 }
 
 /// Builds the source operator; returns (ticks at event time, rejects).
@@ -204,8 +189,14 @@ pub fn tick_source<'s, R: RecordReader>(
                 .into_iter()
                 .map(|p| (p, PartitionState::default()))
                 .collect();
-            if let Some(board) = &progress {
-                report(board, &partitions, lateness_ms);
+            // Every owned partition is listed from the start, read or not.
+            if let Some(progress) = &progress {
+                progress.update(
+                    &partitions
+                        .keys()
+                        .map(|p| (*p, PartitionProgress::default()))
+                        .collect(),
+                );
             }
             // A worker that owns nothing can never emit: release time at once.
             let mut cap = if partitions.is_empty() {
@@ -215,6 +206,7 @@ pub fn tick_source<'s, R: RecordReader>(
             };
             let mut events = Vec::with_capacity(batch);
             let mut last_error: Option<String> = None;
+            let mut read: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 events.clear();
@@ -233,7 +225,6 @@ pub fn tick_source<'s, R: RecordReader>(
                     max_future_ms,
                 };
                 let got_records = events.iter().any(|e| matches!(e, SourceEvent::Record(_)));
-                let got_events = !events.is_empty();
                 for event in events.drain(..) {
                     match event {
                         SourceEvent::PartitionEof(p) => {
@@ -242,10 +233,14 @@ pub fn tick_source<'s, R: RecordReader>(
                             }
                         }
                         SourceEvent::Record(rec) => {
+                            if progress.is_some() {
+                                let r = read.entry(rec.pos.partition).or_default();
+                                r.records += 1;
+                                r.next_offset = Some(rec.pos.offset + 1);
+                                r.last_record_at_ms = Some(now);
+                            }
                             let st = partitions.entry(rec.pos.partition).or_default();
                             st.eof_since = None;
-                            st.records += 1;
-                            st.last_offset = Some(rec.pos.offset);
                             // The partition's watermark places rejects in event time.
                             let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
                             let at = wm.max(*c.time());
@@ -279,9 +274,15 @@ pub fn tick_source<'s, R: RecordReader>(
                         }
                     }
                 }
-                if got_events {
-                    if let Some(board) = &progress {
-                        report(board, &partitions, lateness_ms);
+                if let Some(progress) = &progress {
+                    if !read.is_empty() {
+                        for (p, r) in read.iter_mut() {
+                            let st = &partitions[p];
+                            r.max_event_ms = st.max_ts;
+                            r.watermark_ms = st.max_ts.map(|m| m.saturating_sub(lateness_ms));
+                        }
+                        progress.update(&read);
+                        read.clear();
                     }
                 }
                 if reader.finished() {

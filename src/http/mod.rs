@@ -1,31 +1,47 @@
-//! The HTTP API (axum): current best predictions, model leaderboards (champion,
-//! daily evaluations, rolling metrics) and health, plus a small live dashboard. Read-only: nothing here changes pipeline state.
+//! The HTTP server (axum): the JSON API (best predictions, models,
+//! evaluations, chart history, jobs, data quality, health), live updates
+//! over SSE, Prometheus metrics, the OpenAPI document and the dashboard.
+//! Read-only: nothing here changes pipeline state.
 //!
 //! `app(state)` builds the router so tests can call it in-process as well
-//! as over a socket. Every error is a JSON body `{"error": {...}}` with the
-//! right status; no handler panics on input. Every route sits behind the
-//! access layers of [`guard`] (size limits, rate limit, CORS, security
+//! as over a socket. Every API route is registered through `utoipa-axum`
+//! together with its `#[utoipa::path]` annotation, so `/api/openapi.json`
+//! is generated from the same code that routes, and a route cannot exist
+//! undocumented. Every error is a JSON body `{"error": {...}}` with the
+//! right status; no handler panics on input. Handlers only read shared
+//! state (short locks); none waits on the dataflow. Every route sits behind
+//! the access layers of [`guard`] (size limits, rate limit, CORS, security
 //! headers); a state-changing route also behind [`auth::require_admin`]
 //! (the bearer token). `/api/health` answers 503 when another process of
 //! the cluster does not answer (see [`crate::health`]).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use dataflows::tick::is_canonical_symbol;
-use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+pub mod api;
+pub mod assets;
 pub mod auth;
+pub mod charts;
 pub mod guard;
+pub mod health;
+pub mod history;
+pub mod metrics;
+mod older;
+pub mod ops;
+pub mod stream;
+pub mod types;
 pub mod view;
 
-use view::BestEntry;
+use crate::telemetry::Telemetry;
+pub use types::{ErrorBody, PredictionView};
 pub use view::LiveView;
 
 /// An API error: status plus message, rendered as JSON.
@@ -36,11 +52,22 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
         }
+    }
+
+    /// A 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, message)
     }
 }
 
@@ -53,252 +80,135 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// One entry of `/api/predictions`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct PredictionView {
-    /// Symbol.
-    pub symbol: String,
-    /// Horizon in bars.
-    pub horizon_bars: u32,
-    /// Horizon in ms.
-    pub horizon_ms: u64,
-    /// The champion model that made it.
-    pub model: String,
-    /// Predicted log return to the target time.
-    pub predicted_return: f64,
-    /// Predicted price at the target time.
-    pub predicted_price: f64,
-    /// Last close when the prediction was made.
-    pub base_price: f64,
-    /// Bar close the prediction was made at (epoch ms).
-    pub made_at_ms: u64,
-    /// Bar close it predicts (epoch ms).
-    pub target_at_ms: u64,
-    /// Probability that the return is positive (models that have one).
-    pub direction_prob: Option<f64>,
-    /// Lower end of the 80% prediction interval, as a price.
-    pub interval_low: Option<f64>,
-    /// Upper end of the 80% prediction interval, as a price.
-    pub interval_high: Option<f64>,
-    /// Since when this model is champion (epoch ms; 0: baseline before any evaluated day).
-    pub champion_since_ms: u64,
-    /// The champion's skill versus persistence on the day it won.
-    pub champion_skill: f64,
-    /// Why this model is champion.
-    pub champion_reason: String,
+/// What the handlers share: the live view, the operational telemetry, the
+/// warehouse root (for history older than the in-memory windows) and the
+/// generated OpenAPI document. Cloning shares it.
+#[derive(Clone)]
+pub struct AppState {
+    /// The live view.
+    pub view: Arc<LiveView>,
+    /// Commits, broker, source progress, meters.
+    pub telemetry: Arc<Telemetry>,
+    /// The warehouse root, if the server may read Delta tables.
+    pub warehouse: Option<PathBuf>,
+    /// This process's health in the cluster (partitions read, peers
+    /// polled), when it runs a pipeline.
+    pub cluster: Option<Arc<crate::health::ProcessHealth>>,
+    registry: Arc<prometheus_client::registry::Registry>,
+    openapi: Arc<OnceLock<String>>,
 }
 
-impl From<BestEntry> for PredictionView {
-    fn from(e: BestEntry) -> Self {
-        let BestEntry {
-            prediction: p,
-            champion: c,
-        } = e;
-        let base = p.base_price.0;
-        PredictionView {
-            symbol: p.symbol,
-            horizon_bars: p.horizon_bars,
-            horizon_ms: p.horizon_ms,
-            model: p.model,
-            predicted_return: p.predicted_return.0,
-            predicted_price: p.predicted_price.0,
-            base_price: base,
-            made_at_ms: p.made_at_ms,
-            target_at_ms: p.target_at_ms,
-            direction_prob: p.direction_prob.map(|x| x.0),
-            interval_low: p.interval_low.map(|r| base * r.0.exp()),
-            interval_high: p.interval_high.map(|r| base * r.0.exp()),
-            champion_since_ms: c.since_ms,
-            champion_skill: c.skill.0,
-            champion_reason: c.reason,
+impl AppState {
+    /// State over `view` and `telemetry`, without a warehouse.
+    pub fn new(view: Arc<LiveView>, telemetry: Arc<Telemetry>) -> Self {
+        let registry = metrics::registry(&view, &telemetry);
+        AppState {
+            view,
+            telemetry,
+            warehouse: None,
+            cluster: None,
+            registry: Arc::new(registry),
+            openapi: Arc::default(),
         }
+    }
+
+    /// Serves history older than the in-memory windows from the Delta
+    /// tables under `root`.
+    pub fn with_warehouse(mut self, root: PathBuf) -> Self {
+        self.warehouse = Some(root);
+        self
+    }
+
+    /// Reports `cluster` (this process and its peers) in `/api/health`.
+    pub fn with_cluster(mut self, cluster: Arc<crate::health::ProcessHealth>) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 }
 
-/// Filters of `/api/predictions`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PredictionQuery {
-    /// Only this horizon (ms).
-    pub horizon_ms: Option<u64>,
+impl From<Arc<LiveView>> for AppState {
+    fn from(view: Arc<LiveView>) -> Self {
+        AppState::new(view, Arc::new(Telemetry::default()))
+    }
 }
 
-type Shared = Arc<LiveView>;
+/// The OpenAPI document's frame; the paths come from the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cryptoflow",
+        description = "Live crypto predictions from a timely/differential dataflow: best predictions, model leaderboards, chart history, live updates (SSE), jobs, data quality, health and metrics. Read-only. Errors are `{\"error\":{\"status\":N,\"message\":\"…\"}}`; unknown query parameters are a 400.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
 
-/// The dashboard page.
-const DASHBOARD: &str = include_str!("dashboard.html");
+/// The router and the OpenAPI document describing it.
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(api::health))
+        .routes(routes!(api::predictions))
+        .routes(routes!(api::predictions_for))
+        .routes(routes!(api::models))
+        .routes(routes!(api::evaluations))
+        .routes(routes!(charts::symbols))
+        .routes(routes!(charts::bars))
+        .routes(routes!(charts::scores))
+        .routes(routes!(charts::champions))
+        .routes(routes!(ops::jobs))
+        .routes(routes!(ops::quality))
+        .routes(routes!(stream::sse))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(assets::index))
+        .routes(routes!(assets::file))
+        .split_for_parts()
+}
 
-/// The router with the default [`guard::Access`].
-pub fn app(state: Shared) -> Router {
+/// The OpenAPI document of this server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// The router behind the default [`guard::Access`].
+pub fn app(state: impl Into<AppState>) -> Router {
     app_with(state, &guard::Access::default())
 }
 
 /// The router behind the access layers of `access`.
-pub fn app_with(state: Shared, access: &guard::Access) -> Router {
-    guard::secure(routes(state), access, DASHBOARD)
+pub fn app_with(state: impl Into<AppState>, access: &guard::Access) -> Router {
+    guard::secure(routes_with(state.into()), access, assets::INDEX)
 }
 
-fn routes(state: Shared) -> Router {
-    Router::new()
-        .route("/", get(dashboard))
-        .route("/api/health", get(health))
-        .route("/api/predictions", get(predictions))
-        .route("/api/predictions/{symbol}", get(predictions_for))
-        .route("/api/models", get(models))
-        .route("/api/evaluations", get(evaluations))
+fn routes_with(state: AppState) -> Router {
+    let (router, doc) = routes();
+    let _ = state
+        .openapi
+        .set(doc.to_json().unwrap_or_else(|_| "{}".into()));
+    router
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
-async fn dashboard() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Html(DASHBOARD))
-}
-
-async fn health(State(state): State<Shared>) -> impl IntoResponse {
-    let health = state.health();
-    let (status, word) = if health.healthy() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
-    };
+/// The OpenAPI 3.1 document describing every endpoint.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "the OpenAPI document", content_type = "application/json", body = Object)))]
+async fn openapi_json(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let doc = state.openapi.get().cloned().unwrap_or_else(|| "{}".into());
     (
-        status,
-        Json(serde_json::json!({
-            "status": word,
-            "stats": state.stats(),
-            "process": health.report(),
-            "cluster": health.peers(),
-        })),
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc,
     )
-}
-
-fn filter_horizon(
-    q: Result<Query<PredictionQuery>, QueryRejection>,
-) -> Result<Option<u64>, ApiError> {
-    let Query(q) = q.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("bad query: {}", e.body_text()),
-        )
-    })?;
-    Ok(q.horizon_ms)
-}
-
-async fn predictions(
-    State(state): State<Shared>,
-    q: Result<Query<PredictionQuery>, QueryRejection>,
-) -> Result<Json<Vec<PredictionView>>, ApiError> {
-    let h = filter_horizon(q)?;
-    Ok(Json(
-        state
-            .best()
-            .into_iter()
-            .filter(|e| h.is_none_or(|h| e.prediction.horizon_ms == h))
-            .map(PredictionView::from)
-            .collect(),
-    ))
-}
-
-async fn predictions_for(
-    State(state): State<Shared>,
-    Path(symbol): Path<String>,
-    q: Result<Query<PredictionQuery>, QueryRejection>,
-) -> Result<Json<Vec<PredictionView>>, ApiError> {
-    let h = filter_horizon(q)?;
-    if !is_canonical_symbol(&symbol) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("`{symbol}` is not a canonical BASE-QUOTE symbol such as BTC-USD"),
-        ));
-    }
-    let entries = state.best_for(&symbol);
-    if entries.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no predictions for symbol `{symbol}`"),
-        ));
-    }
-    Ok(Json(
-        entries
-            .into_iter()
-            .filter(|e| h.is_none_or(|h| e.prediction.horizon_ms == h))
-            .map(PredictionView::from)
-            .collect(),
-    ))
-}
-
-/// Filters of `/api/models` and `/api/evaluations`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelQuery {
-    /// Only this symbol.
-    pub symbol: Option<String>,
-    /// Only this UTC day, YYYY-MM-DD (evaluations only).
-    pub day: Option<String>,
-}
-
-fn check_symbol(state: &LiveView, symbol: Option<&str>) -> Result<(), ApiError> {
-    let Some(s) = symbol else { return Ok(()) };
-    if !is_canonical_symbol(s) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("`{s}` is not a canonical BASE-QUOTE symbol such as BTC-USD"),
-        ));
-    }
-    if !state.knows_symbol(s) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no models for symbol `{s}`"),
-        ));
-    }
-    Ok(())
-}
-
-fn bad_query(e: QueryRejection) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        format!("bad query: {}", e.body_text()),
-    )
-}
-
-async fn models(
-    State(state): State<Shared>,
-    q: Result<Query<ModelQuery>, QueryRejection>,
-) -> Result<Json<Vec<view::SeriesModels>>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
-    if q.day.is_some() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "`day` filters /api/evaluations, not /api/models",
-        ));
-    }
-    check_symbol(&state, q.symbol.as_deref())?;
-    Ok(Json(state.models(q.symbol.as_deref())))
-}
-
-async fn evaluations(
-    State(state): State<Shared>,
-    q: Result<Query<ModelQuery>, QueryRejection>,
-) -> Result<Json<Vec<view::EvaluationRow>>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
-    check_symbol(&state, q.symbol.as_deref())?;
-    let day = match q.day.as_deref() {
-        None => None,
-        Some(d) => Some(crate::warehouse::date::parse_day(d).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("`{d}` is not a date like 2026-11-24"),
-            )
-        })?),
-    };
-    Ok(Json(state.evaluations(q.symbol.as_deref(), day)))
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/health, /api/predictions, /api/models, /api/evaluations",
-    )
+    ApiError::not_found("no such endpoint; see /api/openapi.json for the list")
 }
 
 /// Binds the HTTP address, with an error that names it.
@@ -308,17 +218,47 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains.
+/// Serves `app(state)` on `listener` until `shutdown` resolves (see
+/// [`serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: Shared,
+    state: impl Into<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_app(listener, app(state), shutdown).await
+    serve_with(listener, state, &guard::Access::default(), shutdown).await
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
-/// Each request carries its peer address (the rate limiter's client).
+/// Serves `app_with(state, access)` on `listener` until `shutdown`
+/// resolves, then ends the SSE streams and drains. Also samples the
+/// data-quality history while it runs. Each request carries its peer
+/// address (the rate limiter's client).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: impl Into<AppState>,
+    access: &guard::Access,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state: AppState = state.into();
+    tracing::info!(addr = %listener.local_addr()?, "http server listening");
+    let sampler = tokio::spawn(ops::sample_quality(state.clone()));
+    let hub = state.view.hub().clone();
+    let router = app_with(state, access);
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Open SSE streams never end on their own.
+        hub.close();
+    })
+    .await;
+    sampler.abort();
+    result
+}
+
+/// Serves a router built elsewhere (e.g. with [`app_with`]) on `listener`
+/// until `shutdown` resolves, with each request's peer address.
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     router: Router,

@@ -6,28 +6,42 @@
 //!
 //! Rolling metrics are a view-side convenience over the last
 //! [`ROLLING_WINDOW_MS`] of event time of scores; the champion itself comes
-//! from the dataflow's daily evaluation.
+//! from the dataflow's daily evaluation. The view also keeps the bounded
+//! recent history the charts read ([`History`]) and publishes every
+//! delivery's visible changes to the SSE [`Hub`], serialised outside its
+//! lock. `apply` runs on the delivery router's hot path: it does O(changes)
+//! work per delivery and never waits on a reader or a client.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use dataflows::champion::{Champion, DayEvaluation, Evaluation};
 use dataflows::predict::{Prediction, Score};
 use dataflows::{Delivery, Output};
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::history::{BarPoint, History};
+use super::stream::{Hub, StreamConfig};
+use super::types::{ChampionView, EvaluationView, PredictionView};
 use crate::warehouse::date::day_string;
+
+/// Wall time between two `stats` events on the stream at the most.
+const STATS_EVERY: Duration = Duration::from_millis(500);
 
 /// Event-time span of the rolling metrics.
 pub const ROLLING_WINDOW_MS: u64 = 15 * 60 * 1_000;
 
-/// Counters shown by `/api/health`.
-#[derive(Clone, Debug, Default, Serialize)]
+/// Counters shown by `/api/health` (and `/metrics`).
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
 pub struct Stats {
     /// Ticks accepted into closed bars.
     pub ticks: u64,
     /// Bars closed (including gap-filled ones).
     pub bars: u64,
+    /// Of those, gap-filling flat bars.
+    pub bars_filled: u64,
     /// Predictions made.
     pub predictions: u64,
     /// Predictions scored.
@@ -48,7 +62,7 @@ pub struct BestEntry {
 }
 
 /// Rolling metrics of one model on one series.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, ToSchema)]
 pub struct Rolling {
     /// Scores in the window.
     pub samples: u64,
@@ -111,28 +125,29 @@ struct View {
     champions: BTreeMap<Series, Champion>,
     evaluations: BTreeMap<(String, u32, i32), BTreeMap<String, Evaluation>>,
     rolling: BTreeMap<(String, u32, String), ScoreWindow>,
+    history: History,
     stats: Stats,
 }
 
 /// Everything `/api/models` shows for one (symbol, horizon).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SeriesModels {
     /// Symbol.
     pub symbol: String,
     /// Horizon in bars.
     pub horizon_bars: u32,
     /// Current champion, since when and why.
-    pub champion: Option<Champion>,
+    pub champion: Option<ChampionView>,
     /// The last evaluated UTC day (YYYY-MM-DD), if any.
     pub last_day: Option<String>,
     /// Every model's metrics on that day.
-    pub last_day_metrics: Vec<Evaluation>,
+    pub last_day_metrics: Vec<EvaluationView>,
     /// Every model's rolling metrics (last 15 minutes of event time).
     pub rolling: BTreeMap<String, Rolling>,
 }
 
 /// One evaluation row, as `/api/evaluations` lists them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct EvaluationRow {
     /// Symbol.
     pub symbol: String,
@@ -142,14 +157,28 @@ pub struct EvaluationRow {
     pub day: String,
     /// The row.
     #[serde(flatten)]
-    pub evaluation: Evaluation,
+    pub evaluation: EvaluationView,
+}
+
+/// A change the stream publishes, built under the view's lock and
+/// serialised after it is released.
+enum Change {
+    Bar(String, BarPoint),
+    Best(&'static str, PredictionView),
+    Champion(&'static str, String, u32, ChampionView),
 }
 
 /// Shared between the delivery router (writer) and HTTP handlers (readers).
-#[derive(Default)]
 pub struct LiveView {
     view: RwLock<View>,
-    health: std::sync::Arc<crate::health::ProcessHealth>,
+    hub: Arc<Hub>,
+    last_stats: Mutex<Option<Instant>>,
+}
+
+impl Default for LiveView {
+    fn default() -> Self {
+        LiveView::with_stream(StreamConfig::default())
+    }
 }
 
 impl LiveView {
@@ -158,21 +187,60 @@ impl LiveView {
         Self::default()
     }
 
-    /// An empty view that reports `health` (the process's and its peers').
-    pub fn with_health(health: std::sync::Arc<crate::health::ProcessHealth>) -> Self {
+    /// An empty view whose SSE hub uses `config`.
+    pub fn with_stream(config: StreamConfig) -> Self {
         LiveView {
             view: RwLock::default(),
-            health,
+            hub: Arc::new(Hub::new(config)),
+            last_stats: Mutex::new(None),
         }
     }
 
-    /// This process's health (partitions read, peers polled).
-    pub fn health(&self) -> &crate::health::ProcessHealth {
-        &self.health
+    /// The SSE hub the view publishes its changes to.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
-    /// Applies one complete delivery.
+    /// Applies one complete delivery and publishes its visible changes.
     pub fn apply(&self, d: &Delivery) {
+        let mut changes: Vec<Change> = Vec::new();
+        let stats_due = {
+            let mut last = self.last_stats.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let due = last.is_none_or(|t| now.duration_since(t) >= STATS_EVERY);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        let stats = self.apply_locked(d, &mut changes, stats_due);
+        if changes.is_empty() && stats.is_none() {
+            return;
+        }
+        let mut events: Vec<(&'static str, String)> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Bar(symbol, b) => ("bar", json(&BarEvent { symbol, bar: b })),
+                Change::Best(op, p) => ("best", json(&BestEvent { op, prediction: p })),
+                Change::Champion(op, symbol, horizon_bars, champion) => (
+                    "champion",
+                    json(&ChampionEvent {
+                        op,
+                        symbol,
+                        horizon_bars: *horizon_bars,
+                        at_ms: d.time,
+                        champion,
+                    }),
+                ),
+            })
+            .collect();
+        if let Some(s) = stats {
+            events.push(("stats", json(&s)));
+        }
+        self.hub.publish(events);
+    }
+
+    fn apply_locked(&self, d: &Delivery, changes: &mut Vec<Change>, stats: bool) -> Option<Stats> {
         let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
         // Retractions first: a delivery may replace a key's entry.
         for (o, _) in d.changes.iter().filter(|(_, diff)| *diff < 0) {
@@ -183,11 +251,19 @@ impl LiveView {
                         .get(&key)
                         .is_some_and(|e| &e.prediction == p && &e.champion == c)
                     {
-                        v.best.remove(&key);
+                        if let Some(old) = v.best.remove(&key) {
+                            changes.push(Change::Best("retract", PredictionView::from(&old)));
+                        }
                     }
                 }
                 Output::Champion(k, c) if v.champions.get(k) == Some(c) => {
                     v.champions.remove(k);
+                    changes.push(Change::Champion(
+                        "retract",
+                        k.0.clone(),
+                        k.1,
+                        ChampionView::from(c),
+                    ));
                 }
                 Output::Evaluation(e) => {
                     let key = (e.symbol.clone(), e.horizon_bars, e.day);
@@ -204,15 +280,21 @@ impl LiveView {
             match o {
                 Output::Best(p, c) => {
                     let key = (p.symbol.clone(), p.horizon_bars);
-                    v.best.insert(
-                        key,
-                        BestEntry {
-                            prediction: p.clone(),
-                            champion: c.clone(),
-                        },
-                    );
+                    let entry = BestEntry {
+                        prediction: p.clone(),
+                        champion: c.clone(),
+                    };
+                    changes.push(Change::Best("insert", PredictionView::from(&entry)));
+                    v.best.insert(key, entry);
                 }
                 Output::Champion(k, c) => {
+                    v.history.champion(&k.0, k.1, d.time, c);
+                    changes.push(Change::Champion(
+                        "insert",
+                        k.0.clone(),
+                        k.1,
+                        ChampionView::from(c),
+                    ));
                     v.champions.insert(k.clone(), c.clone());
                 }
                 Output::Evaluation(DayEvaluation {
@@ -228,11 +310,15 @@ impl LiveView {
                 }
                 Output::Bar(b) => {
                     v.stats.bars += 1;
+                    v.stats.bars_filled += u64::from(b.filled);
                     v.stats.ticks += u64::from(b.trades);
+                    v.history.bar(b);
+                    changes.push(Change::Bar(b.symbol.clone(), BarPoint::from(b)));
                 }
                 Output::Prediction(_) => v.stats.predictions += 1,
                 Output::Score(s) => {
                     v.stats.scores += 1;
+                    v.history.score(s);
                     v.rolling
                         .entry((s.symbol.clone(), s.horizon_bars, s.model.clone()))
                         .or_default()
@@ -255,6 +341,13 @@ impl LiveView {
                 w.expire(now);
             }
         }
+        stats.then(|| v.stats.clone())
+    }
+
+    /// Reads the recent history under the view's lock.
+    pub fn with_history<T>(&self, f: impl FnOnce(&History) -> T) -> T {
+        let v = self.view.read().unwrap_or_else(|e| e.into_inner());
+        f(&v.history)
     }
 
     /// All best predictions, by (symbol, horizon).
@@ -304,9 +397,11 @@ impl LiveView {
                         .map(|b| 1.0 - r.rmse * r.rmse / b);
                 }
                 SeriesModels {
-                    champion: v.champions.get(&(s.clone(), h)).cloned(),
+                    champion: v.champions.get(&(s.clone(), h)).map(ChampionView::from),
                     last_day: last.as_ref().map(|(d, _)| day_string(*d)),
-                    last_day_metrics: last.map(|(_, rows)| rows).unwrap_or_default(),
+                    last_day_metrics: last
+                        .map(|(_, rows)| rows.iter().map(EvaluationView::from).collect())
+                        .unwrap_or_default(),
                     rolling,
                     symbol: s,
                     horizon_bars: h,
@@ -326,16 +421,17 @@ impl LiveView {
                     symbol: s.clone(),
                     horizon_bars: *h,
                     day: day_string(*d),
-                    evaluation: e.clone(),
+                    evaluation: EvaluationView::from(e),
                 })
             })
             .collect()
     }
 
-    /// Is this symbol known (has a champion or a score)?
+    /// Is this symbol known (has a bar, a champion or a score)?
     pub fn knows_symbol(&self, symbol: &str) -> bool {
         let v = self.view.read().unwrap_or_else(|e| e.into_inner());
-        v.champions.keys().any(|(s, _)| s == symbol)
+        v.history.last_bars(symbol, 1).len() == 1
+            || v.champions.keys().any(|(s, _)| s == symbol)
             || v.rolling.keys().any(|(s, _, _)| s == symbol)
     }
 
@@ -347,4 +443,33 @@ impl LiveView {
             .stats
             .clone()
     }
+}
+
+#[derive(Serialize)]
+struct BarEvent<'a> {
+    symbol: &'a str,
+    #[serde(flatten)]
+    bar: &'a BarPoint,
+}
+
+#[derive(Serialize)]
+struct BestEvent<'a> {
+    op: &'a str,
+    #[serde(flatten)]
+    prediction: &'a PredictionView,
+}
+
+#[derive(Serialize)]
+struct ChampionEvent<'a> {
+    op: &'a str,
+    symbol: &'a str,
+    horizon_bars: u32,
+    at_ms: u64,
+    champion: &'a ChampionView,
+}
+
+/// An event body as JSON; these types always serialise, and a failure
+/// would become `null` rather than a panic.
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }

@@ -35,6 +35,33 @@ pub fn partition_count(brokers: &str, topic: &str) -> Result<i32> {
     }
 }
 
+/// A long-lived client that checks the broker answers (for health).
+pub struct BrokerProbe {
+    consumer: BaseConsumer,
+    brokers: String,
+}
+
+impl BrokerProbe {
+    /// A probe of `brokers` (no connection is made until [`BrokerProbe::check`]).
+    pub fn new(brokers: &str) -> Result<Self> {
+        Ok(BrokerProbe {
+            consumer: base_config(brokers).create()?,
+            brokers: brokers.to_string(),
+        })
+    }
+
+    /// Asks for `topic`'s metadata, waiting at most `timeout`.
+    pub fn check(&self, topic: &str, timeout: Duration) -> Result<()> {
+        self.consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map(|_| ())
+            .map_err(|source| Error::Unreachable {
+                brokers: self.brokers.clone(),
+                source,
+            })
+    }
+}
+
 /// Creates `topic` with `partitions` partitions unless it exists already.
 pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(brokers).create()?;

@@ -119,6 +119,22 @@ pub struct Warehouse {
     /// Tables whose last commit failed: reloaded before the next write.
     stale: std::collections::BTreeSet<&'static str>,
     checkpoint_every: u64,
+    checkpoints: Vec<Checkpointed>,
+}
+
+/// A checkpoint the commit path wrote (or tried to), for the Jobs page.
+#[derive(Clone, Debug)]
+pub struct Checkpointed {
+    /// Table.
+    pub table: &'static str,
+    /// Table version checkpointed.
+    pub version: u64,
+    /// Wall time it started (epoch ms).
+    pub started_ms: u64,
+    /// How long it took, reopening included (ms).
+    pub duration_ms: f64,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// The application id of cryptoflow's `txn` actions.
@@ -200,6 +216,7 @@ impl Warehouse {
             committed,
             stale: std::collections::BTreeSet::new(),
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            checkpoints: Vec::new(),
         })
     }
 
@@ -213,6 +230,11 @@ impl Warehouse {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The checkpoints written since the last call.
+    pub fn take_checkpoints(&mut self) -> Vec<Checkpointed> {
+        std::mem::take(&mut self.checkpoints)
     }
 
     /// The last epoch committed to `table` (its `txn` version), if any.
@@ -274,7 +296,16 @@ impl Warehouse {
             self.committed.insert(name, Some(epoch));
             written += rows;
             if self.checkpoint_every > 0 && version % self.checkpoint_every == 0 {
-                checkpoint_and_reload(name, table, version).await;
+                let started_ms = crate::now_ms();
+                let start = std::time::Instant::now();
+                let error = checkpoint_and_reload(name, table, version).await.err();
+                self.checkpoints.push(Checkpointed {
+                    table: name,
+                    version,
+                    started_ms,
+                    duration_ms: start.elapsed().as_secs_f64() * 1e3,
+                    error,
+                });
             }
         }
         Ok(written)
@@ -314,13 +345,21 @@ impl Warehouse {
 /// snapshot grows by one batch of file actions per commit and every later
 /// commit pays for all of them, while a reopened table starts again from
 /// the checkpoint's single batch. Failures only cost speed, so they are logged.
-async fn checkpoint_and_reload(name: &str, table: &mut DeltaTable, version: u64) {
+async fn checkpoint_and_reload(
+    name: &str,
+    table: &mut DeltaTable,
+    version: u64,
+) -> std::result::Result<(), String> {
     if let Err(e) = checkpoint(table).await {
         warn!(table = name, version, error = %e, "checkpoint failed; the next one will cover it");
-        return;
+        return Err(e.to_string());
     }
     match DeltaTable::try_from_url(table.table_url().clone()).await {
         Ok(fresh) => *table = fresh,
-        Err(e) => warn!(table = name, version, error = %e, "reopening after a checkpoint failed"),
+        Err(e) => {
+            warn!(table = name, version, error = %e, "reopening after a checkpoint failed");
+            return Err(format!("reopening after the checkpoint: {e}"));
+        }
     }
+    Ok(())
 }
