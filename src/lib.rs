@@ -3,6 +3,7 @@
 //! simulated feed, history replay, and the `run` / `demo` entry points used by the binary,
 //! the integration tests and the benchmarks.
 
+pub mod backoff;
 pub mod broker;
 pub mod cluster;
 pub mod commit;
@@ -12,11 +13,13 @@ pub mod feed;
 pub mod files;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod kafka;
 pub mod pipeline;
 pub mod replay;
 pub mod shutdown;
 pub mod symbols;
+pub mod train;
 pub mod warehouse;
 
 /// The wall clock in epoch ms: for pacing, connection bookkeeping and the

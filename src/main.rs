@@ -14,10 +14,12 @@ use cryptoflow::shutdown::Stop;
 
 mod cli {
     pub mod ingest;
+    pub mod jobs;
     pub mod produce;
     pub mod tables;
 }
 use cli::ingest as ingest_cli;
+use cli::jobs as jobs_cli;
 use cli::produce as produce_cli;
 use cli::tables as tables_cli;
 
@@ -55,6 +57,16 @@ enum Command {
     Topic {
         #[command(subcommand)]
         command: TopicCommand,
+    },
+    /// The orchestrator's jobs: list and run them (on a running instance), their history.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs_cli::JobsCommand,
+    },
+    /// The model registry: batch model versions and their status.
+    Models {
+        #[command(subcommand)]
+        command: jobs_cli::ModelsCommand,
     },
 }
 
@@ -137,6 +149,8 @@ struct RunArgs {
     /// Table versions between automatic Delta checkpoints (0: never).
     #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     checkpoint_every: u64,
+    #[command(flatten)]
+    jobs: jobs_cli::JobsArgs,
 }
 
 #[derive(Args)]
@@ -162,6 +176,8 @@ struct DemoArgs {
     /// Table versions between automatic Delta checkpoints (0: never).
     #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     checkpoint_every: u64,
+    #[command(flatten)]
+    jobs: jobs_cli::JobsArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -203,6 +219,7 @@ fn real_main() -> anyhow::Result<()> {
                 commit_interval_ms,
                 epoch_ms,
                 checkpoint_every,
+                jobs,
             } = a;
             let ClusterArgs {
                 workers,
@@ -235,6 +252,8 @@ fn real_main() -> anyhow::Result<()> {
                     commit_interval: Duration::from_millis(commit_interval_ms),
                     epoch_ms,
                     checkpoint_every,
+                    jobs: jobs.options()?,
+                    admin_token: jobs.admin_token.clone(),
                 },
                 Stop::new(),
             )?;
@@ -249,6 +268,7 @@ fn real_main() -> anyhow::Result<()> {
                 brokers,
                 no_history,
                 checkpoint_every,
+                jobs,
             } = a;
             demo(
                 DemoOptions {
@@ -259,6 +279,8 @@ fn real_main() -> anyhow::Result<()> {
                     brokers,
                     history: !no_history,
                     checkpoint_every,
+                    jobs: jobs.options()?,
+                    admin_token: jobs.admin_token.clone(),
                 },
                 Stop::new(),
             )?;
@@ -268,6 +290,8 @@ fn real_main() -> anyhow::Result<()> {
         Command::Produce(a) => produce_cli::produce(a)?,
         Command::Replay(a) => produce_cli::replay(a)?,
         Command::Tables { command } => tables_cli::run(command)?,
+        Command::Jobs { command } => jobs_cli::jobs(command)?,
+        Command::Models { command } => jobs_cli::models(command)?,
         Command::Topic {
             command:
                 TopicCommand::Create {

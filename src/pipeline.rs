@@ -10,6 +10,13 @@
 //! [`crate::shutdown`]) lets workers leave their loop, the router commits
 //! what it holds and the HTTP server drains. The router must never drop a
 //! delivery whose commit failed: it stays pending and is retried.
+//!
+//! Process 0 also runs the orchestrator (`crate::jobs`): the router tells
+//! it how far the warehouse is complete ([`Progress`]) and commits at once
+//! when it asks (its sensors wait on committed data, and a replay waits at
+//! each scheduled retrain for the models trained from that data). At the
+//! end of a bounded run the orchestrator finishes the jobs the last data
+//! made due before `run` returns.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,15 +25,18 @@ use std::time::{Duration, Instant};
 
 use dataflows::bars::BarConfig;
 use dataflows::champion::ChampionConfig;
+use dataflows::deploy::{DeployLink, DeploySetup};
 use dataflows::predict::PredictConfig;
-use dataflows::source::SourceConfig;
+use dataflows::source::{system_clock, SourceConfig};
 use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
 use crate::cluster::{self, Cluster, StdoutToStderr};
 use crate::commit::{CommitPolicy, FINAL_COMMIT_ATTEMPTS, FINAL_COMMIT_RETRY_DELAY};
-use crate::http::LiveView;
+use crate::http::{AdminToken, AppState, LiveView};
+use crate::jobs::{History, JobsOptions, Orchestrator, Progress, Wiring};
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
 use crate::warehouse::{self, catalog, Warehouse};
@@ -49,6 +59,9 @@ pub enum Error {
     /// HTTP server or runtime.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The orchestrator's run history could not be read.
+    #[error("job history")]
+    Jobs(#[from] crate::jobs::HistoryError),
 }
 
 /// Result alias for this module.
@@ -96,6 +109,10 @@ pub struct RunOptions {
     pub epoch_ms: u64,
     /// Table versions between automatic Delta checkpoints (0: never).
     pub checkpoint_every: u64,
+    /// The orchestrator: retraining, evaluation, promotion, maintenance.
+    pub jobs: JobsOptions,
+    /// Bearer token of the admin endpoints (None: they are disabled).
+    pub admin_token: Option<String>,
 }
 
 impl RunOptions {
@@ -119,10 +136,19 @@ impl RunOptions {
             commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS),
             epoch_ms: DEFAULT_EPOCH_MS,
             checkpoint_every: warehouse::DEFAULT_CHECKPOINT_EVERY,
+            jobs: JobsOptions::default(),
+            admin_token: std::env::var(crate::http::ADMIN_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty()),
         }
     }
 
-    fn pipeline_config(&self) -> PipelineConfig {
+    /// Batch models are trained and deployed.
+    fn retraining(&self) -> bool {
+        self.jobs.retrain_every_ms > 0
+    }
+
+    fn pipeline_config(&self, link: &DeployLink) -> PipelineConfig {
         let idle_lag = if self.until_end {
             None
         } else {
@@ -139,9 +165,20 @@ impl RunOptions {
             },
             predict: PredictConfig {
                 horizons: self.horizons.clone(),
+                batch_models: if self.retraining() {
+                    crate::train::KINDS.iter().map(|k| k.name()).collect()
+                } else {
+                    Vec::new()
+                },
                 ..PredictConfig::default()
             },
             champion: ChampionConfig::default(),
+            deploy: self.retraining().then(|| DeploySetup {
+                every_ms: self.jobs.retrain_every_ms,
+                stall_bound_ms: (!self.until_end).then_some(self.jobs.deploy_wait_ms),
+                clock: system_clock(),
+                link: link.clone(),
+            }),
         }
     }
 }
@@ -155,12 +192,24 @@ pub struct RunSummary {
     pub rows_written: u64,
 }
 
-struct ChannelSink(UnboundedSender<Delivery>);
+/// What worker 0 sends the router.
+enum Routed {
+    /// A complete delivery.
+    Delivery(Delivery),
+    /// Every delivery before this time was sent (None: all of them).
+    Progress(Option<u64>),
+}
+
+struct ChannelSink(UnboundedSender<Routed>);
 
 impl OutputSink for ChannelSink {
     fn deliver(&mut self, delivery: Delivery) {
         // The receiver only goes away at shutdown; nothing to do then.
-        let _ = self.0.send(delivery);
+        let _ = self.0.send(Routed::Delivery(delivery));
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) {
+        let _ = self.0.send(Routed::Progress(frontier));
     }
 }
 
@@ -180,12 +229,33 @@ async fn flush(wh: &mut Warehouse, pending: &mut Vec<Delivery>, written: &mut u6
     }
 }
 
+/// The router's side of the orchestrator's sensors.
+struct Sensors {
+    progress: watch::Sender<Progress>,
+    flush: Arc<Notify>,
+}
+
+impl Sensors {
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        self.progress.send_modify(f);
+    }
+
+    /// After a commit attempt: with nothing pending, everything delivered
+    /// so far is committed.
+    fn committed(&self, pending: &[Delivery]) {
+        if pending.is_empty() {
+            self.update(|p| p.complete_below = p.delivered_below);
+        }
+    }
+}
+
 async fn route(
-    mut rx: UnboundedReceiver<Delivery>,
+    mut rx: UnboundedReceiver<Routed>,
     state: Arc<LiveView>,
     mut wh: Warehouse,
     every: Duration,
     epoch_ms: u64,
+    sensors: Sensors,
 ) -> RunSummary {
     let mut pending: Vec<Delivery> = Vec::new();
     let mut policy = CommitPolicy::new(every, epoch_ms, Instant::now());
@@ -201,24 +271,41 @@ async fn route(
             "resuming: deliveries up to each table's committed epoch are not written again"
         );
     }
+    let flush_now = sensors.flush.clone();
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(d) => {
+                Some(Routed::Delivery(d)) => {
                     summary.deliveries += 1;
                     state.apply(&d);
+                    let t = d.time;
+                    sensors.update(|p| {
+                        p.first_ms.get_or_insert(t);
+                        p.last_ms = Some(p.last_ms.map_or(t, |l| l.max(t)));
+                    });
                     let due = policy.deliver(d.time, d.changes.len(), Instant::now());
                     pending.push(d);
                     if due {
                         flush(&mut wh, &mut pending, &mut summary.rows_written).await;
                         policy.attempted(pending.is_empty());
+                        sensors.committed(&pending);
                     }
+                }
+                Some(Routed::Progress(f)) => {
+                    sensors.update(|p| p.delivered_below = f.unwrap_or(u64::MAX));
+                    sensors.committed(&pending);
                 }
                 None => break,
             },
             _ = ticker.tick() => {
                 flush(&mut wh, &mut pending, &mut summary.rows_written).await;
                 policy.attempted(pending.is_empty());
+                sensors.committed(&pending);
+            }
+            _ = flush_now.notified() => {
+                flush(&mut wh, &mut pending, &mut summary.rows_written).await;
+                policy.attempted(pending.is_empty());
+                sensors.committed(&pending);
             }
         }
     }
@@ -230,6 +317,8 @@ async fn route(
         warn!(attempt, "final warehouse commit failed; retrying");
         tokio::time::sleep(FINAL_COMMIT_RETRY_DELAY).await;
     }
+    sensors.committed(&pending);
+    sensors.update(|p| p.finished = true);
     summary
 }
 
@@ -259,8 +348,42 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         _ => None,
     };
 
-    let (tx, rx) = unbounded_channel::<Delivery>();
-    let pipeline = opts.pipeline_config();
+    let link = DeployLink::new();
+    let (progress_tx, progress_rx) = watch::channel(Progress::default());
+    let flush_request = Arc::new(Notify::new());
+    // Process 0 runs the orchestrator over the warehouse it writes.
+    let orchestrator = match &warehouse {
+        Some(wh) => {
+            let history = runtime.block_on(History::open(wh.root()))?;
+            let wiring = Wiring {
+                link: opts.retraining().then(|| link.clone()),
+                live: !opts.until_end,
+                progress: progress_rx,
+                flush: flush_request.clone(),
+                view: state.clone(),
+            };
+            Some(Orchestrator::new(
+                opts.jobs.clone(),
+                opts.horizons.clone(),
+                wh.root().to_path_buf(),
+                history,
+                wiring,
+            ))
+        }
+        None => None,
+    };
+    let (orchestrator, jobs) = match orchestrator {
+        Some((o, h)) => (Some(o), Some(h)),
+        None => (None, None),
+    };
+    let app_state = AppState {
+        view: state.clone(),
+        jobs,
+        admin: AdminToken::new(opts.admin_token.clone()),
+    };
+
+    let (tx, rx) = unbounded_channel::<Routed>();
+    let pipeline = opts.pipeline_config(&link);
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -323,24 +446,47 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         });
         let http_stop = stop.clone();
         let http = listener.map(|listener| {
-            let listener_state = state.clone();
             tokio::spawn(async move {
-                crate::http::serve(
-                    listener,
-                    listener_state,
-                    async move { http_stop.wait().await },
-                )
-                .await
+                crate::http::serve(listener, app_state, async move { http_stop.wait().await }).await
+            })
+        });
+        // A crashed orchestrator would leave a replay waiting for models
+        // forever: stop the run loudly instead.
+        let jobs_done = orchestrator.map(|o| {
+            let jobs_stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = tokio::spawn(o.run(jobs_stop.clone())).await {
+                    error!(error = %e, "the orchestrator crashed; stopping");
+                    jobs_stop.trigger();
+                }
             })
         });
         let summary = match warehouse {
-            Some(wh) => route(rx, state.clone(), wh, opts.commit_interval, opts.epoch_ms).await,
+            Some(wh) => {
+                let sensors = Sensors {
+                    progress: progress_tx,
+                    flush: flush_request,
+                };
+                route(
+                    rx,
+                    state.clone(),
+                    wh,
+                    opts.commit_interval,
+                    opts.epoch_ms,
+                    sensors,
+                )
+                .await
+            }
             None => {
                 let _ = done_rx.await;
                 RunSummary::default()
             }
         };
-        // The dataflow is done (stopped, or the bounded input ended).
+        // The dataflow is done (stopped, or the bounded input ended): the
+        // orchestrator finishes what the last data made due, then stops.
+        if let Some(done) = jobs_done {
+            let _ = done.await;
+        }
         stop.trigger();
         if let Some(h) = http {
             match h.await {

@@ -29,6 +29,7 @@ fn dashboard_renders_the_served_predictions() {
         direction_prob: Some(F64(0.7)),
         interval_low: Some(F64(-0.001)),
         interval_high: Some(F64(0.0015)),
+        batch: None,
     };
     let c = Champion {
         model: "rls".into(),

@@ -1,5 +1,8 @@
 //! The HTTP API (axum): current best predictions, model leaderboards (champion,
-//! daily evaluations, rolling metrics) and health, plus a small live dashboard. Read-only: nothing here changes pipeline state.
+//! daily evaluations, rolling metrics) and health, plus a small live
+//! dashboard; the orchestrator's jobs, run history and model registry
+//! ([`jobs`]). Read-only, except the admin endpoints behind the bearer
+//! token of [`auth`] (manual job runs).
 //!
 //! `app(state)` builds the router so tests can call it in-process as well
 //! as over a socket. Every error is a JSON body `{"error": {...}}` with the
@@ -9,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -17,8 +20,11 @@ use axum::{Json, Router};
 use dataflows::tick::is_canonical_symbol;
 use serde::{Deserialize, Serialize};
 
+pub mod auth;
+pub mod jobs;
 pub mod view;
 
+pub use auth::{AdminToken, ADMIN_TOKEN_ENV};
 use view::BestEntry;
 pub use view::LiveView;
 
@@ -30,7 +36,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -119,8 +125,37 @@ pub struct PredictionQuery {
 
 type Shared = Arc<LiveView>;
 
+/// What the handlers share: the live view, the orchestrator (process 0
+/// runs it) and the admin token.
+#[derive(Clone)]
+pub struct AppState {
+    /// The live view.
+    pub view: Shared,
+    /// The orchestrator's handle, where it runs.
+    pub jobs: Option<crate::jobs::JobsHandle>,
+    /// The admin token (admin endpoints are disabled without one).
+    pub admin: AdminToken,
+}
+
+impl From<Shared> for AppState {
+    fn from(view: Shared) -> Self {
+        AppState {
+            view,
+            jobs: None,
+            admin: AdminToken::default(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Shared {
+    fn from_ref(state: &AppState) -> Shared {
+        state.view.clone()
+    }
+}
+
 /// The router.
-pub fn app(state: Shared) -> Router {
+pub fn app(state: impl Into<AppState>) -> Router {
+    let state: AppState = state.into();
     Router::new()
         .route("/", get(dashboard))
         .route("/api/health", get(health))
@@ -128,6 +163,7 @@ pub fn app(state: Shared) -> Router {
         .route("/api/predictions/{symbol}", get(predictions_for))
         .route("/api/models", get(models))
         .route("/api/evaluations", get(evaluations))
+        .merge(jobs::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -225,7 +261,7 @@ fn check_symbol(state: &LiveView, symbol: Option<&str>) -> Result<(), ApiError> 
     Ok(())
 }
 
-fn bad_query(e: QueryRejection) -> ApiError {
+pub(crate) fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         format!("bad query: {}", e.body_text()),
@@ -268,7 +304,7 @@ async fn evaluations(
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/health, /api/predictions, /api/models, /api/evaluations",
+        "no such endpoint; see /api/health, /api/predictions, /api/models, /api/evaluations, /api/jobs, /api/registry",
     )
 }
 
@@ -282,7 +318,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: Shared,
+    state: impl Into<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "http server listening");

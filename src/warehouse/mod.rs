@@ -3,14 +3,17 @@
 //! Delta reader.
 //!
 //! Tables: `bars`, `features`, `predictions`, `scores`, `evaluations`,
-//! `rejects`, each defined once in [`catalog`] (see [`schema`] for how).
+//! `rejects`, `models`, `job_runs`, each defined once in [`catalog`] (see
+//! [`schema`] for how).
 //! Prices and returns are doubles (IEEE-754, what the models compute with);
 //! instants are `timestamp` (µs, UTC); `date` is the UTC date partition.
 //!
 //! The parts: [`schema`] and [`catalog`] (what the tables are), this module
-//! (opening them and committing epochs), [`read`] (listing, showing and
-//! scanning without a query engine), [`maintain`] (checkpoints, vacuum),
-//! [`compact`] (rewriting small files) and [`date`] (UTC day names).
+//! (opening them and committing epochs), [`side`] (the orchestrator's own
+//! appends, idempotent under their own `txn` app ids), [`read`] and
+//! [`columns`] (listing, showing, scanning and decoding rows without a
+//! query engine), [`maintain`] (checkpoints, vacuum), [`compact`]
+//! (rewriting small files) and [`date`] (UTC day names).
 //!
 //! Exactly once: the pipeline commits whole epochs — every complete delivery
 //! up to an event time T — with one Delta commit per table that also carries
@@ -47,11 +50,13 @@ use deltalake::DeltaTable;
 use tracing::warn;
 
 pub mod catalog;
+pub mod columns;
 pub mod compact;
 pub mod date;
 pub mod maintain;
 pub mod read;
 pub mod schema;
+pub mod side;
 
 pub use catalog::{table, tables};
 pub use maintain::checkpoint;
@@ -169,18 +174,7 @@ impl Warehouse {
             if table.version().is_none() {
                 return Err(Error::NoVersion { path });
             }
-            let version = table
-                .snapshot()
-                .map_err(|source| Error::Delta {
-                    table: name.to_string(),
-                    source: Box::new(source),
-                })?
-                .transaction_version(table.log_store().as_ref(), APP_ID)
-                .await
-                .map_err(|source| Error::Delta {
-                    table: name.to_string(),
-                    source: Box::new(source),
-                })?;
+            let version = txn_version(&table, name, APP_ID).await?;
             committed.insert(name, version.and_then(|v| u64::try_from(v).ok()));
             opened.insert(name, table);
         }
@@ -233,20 +227,7 @@ impl Warehouse {
             }
             let batch = def.batch(&due)?;
             let table = self.tables.get_mut(name).expect("every table is open");
-            let delta = |source| Error::Delta {
-                table: name.to_string(),
-                source: Box::new(source),
-            };
-            let txn = Transaction::new(APP_ID, epoch as i64);
-            let properties = CommitProperties::default()
-                .with_application_transaction(txn)
-                .with_create_checkpoint(false)
-                .with_cleanup_expired_logs(Some(false));
-            let mut writer = RecordBatchWriter::for_table(table)
-                .map_err(delta)?
-                .with_commit_properties(properties);
-            writer.write(batch).await.map_err(delta)?;
-            let version = writer.flush_and_commit(table).await.map_err(delta)?;
+            let version = append(table, name, batch, APP_ID, epoch as i64).await?;
             self.committed.insert(name, Some(epoch));
             written += rows;
             if self.checkpoint_every > 0 && version % self.checkpoint_every == 0 {
@@ -255,6 +236,50 @@ impl Warehouse {
         }
         Ok(written)
     }
+}
+
+/// The version of application transaction `app_id` recorded in `table`.
+pub(crate) async fn txn_version(
+    table: &DeltaTable,
+    name: &str,
+    app_id: &str,
+) -> Result<Option<i64>> {
+    let delta = |source| Error::Delta {
+        table: name.to_string(),
+        source: Box::new(source),
+    };
+    table
+        .snapshot()
+        .map_err(delta)?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(delta)
+}
+
+/// Appends `batch` to `table` in one Delta commit that also records the
+/// application transaction `txn(app_id, version)`; returns the new table
+/// version. The one write path of every table.
+pub(crate) async fn append(
+    table: &mut DeltaTable,
+    name: &str,
+    batch: deltalake::arrow::array::RecordBatch,
+    app_id: &str,
+    version: i64,
+) -> Result<u64> {
+    let delta = |source| Error::Delta {
+        table: name.to_string(),
+        source: Box::new(source),
+    };
+    let txn = Transaction::new(app_id, version);
+    let properties = CommitProperties::default()
+        .with_application_transaction(txn)
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false));
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(delta)?
+        .with_commit_properties(properties);
+    writer.write(batch).await.map_err(delta)?;
+    writer.flush_and_commit(table).await.map_err(delta)
 }
 
 /// Checkpoints `table` and reopens it from that checkpoint: the in-memory
