@@ -156,6 +156,18 @@ fn fit_inner(kind: Kind, ex: &Examples, config: &TrainConfig) -> Result<FitOutco
             config.min_rows.max(10)
         ));
     }
+    for k in input_columns() {
+        if let Some(i) = (0..n).find(|&i| !ex.x[i][k].is_finite()) {
+            return Err(format!(
+                "non-finite values in feature `{}` (first at {})",
+                FEATURES[k].name,
+                crate::warehouse::date::iso_ms(ex.times[i])
+            ));
+        }
+    }
+    if ex.y.iter().any(|y| !y.is_finite()) {
+        return Err("non-finite realised return in the window".into());
+    }
     // Time split: validate on the latest share, purge fitted examples whose
     // outcome falls after the first validation row.
     let n_val = ((n as f64) * config.validation_fraction.clamp(0.05, 0.5)).round() as usize;

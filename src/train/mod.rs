@@ -94,7 +94,7 @@ impl Default for TrainConfig {
             validation_floor: DEFAULT_VALIDATION_FLOOR,
             min_rows: 200,
             max_rows: 20_000,
-            svr_max_rows: 1_500,
+            svr_max_rows: 1_000,
             elasticnet_penalty: 0.01,
             elasticnet_l1_ratio: 0.5,
             svr_c: 0.1,
@@ -182,3 +182,6 @@ pub fn train_record(
     }
     record
 }
+
+#[cfg(test)]
+mod tests;
