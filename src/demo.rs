@@ -36,6 +36,10 @@ pub struct DemoOptions {
     pub history: bool,
     /// Table versions between automatic Delta checkpoints (0: never).
     pub checkpoint_every: u64,
+    /// The orchestrator's settings.
+    pub jobs: crate::jobs::JobsOptions,
+    /// The HTTP server's access controls (the admin token among them).
+    pub access: crate::http::guard::Access,
 }
 
 /// Bar length of the demo: 10 s, so that a day and a half of history
@@ -117,6 +121,8 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
             bar_ms: DEMO_BAR_MS,
             epoch_ms: DEMO_EPOCH_MS,
             checkpoint_every: opts.checkpoint_every,
+            jobs: opts.jobs.clone(),
+            access: opts.access.clone(),
             ..RunOptions::new(brokers, "ticks", opts.data_dir.clone())
         },
         stop.clone(),

@@ -3,6 +3,7 @@
 //! simulated feed, history replay, and the `run` / `demo` entry points used by the binary,
 //! the integration tests and the benchmarks.
 
+pub mod backoff;
 pub mod broker;
 pub mod cluster;
 pub mod commit;
@@ -13,6 +14,7 @@ pub mod files;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod kafka;
 pub mod pipeline;
 pub mod replay;
@@ -20,6 +22,7 @@ pub mod shutdown;
 pub mod supervise;
 pub mod symbols;
 pub mod telemetry;
+pub mod train;
 pub mod warehouse;
 
 /// The wall clock in epoch ms: for pacing, connection bookkeeping and the

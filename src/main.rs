@@ -14,10 +14,12 @@ use cryptoflow::shutdown::Stop;
 
 mod cli {
     pub mod ingest;
+    pub mod jobs;
     pub mod produce;
     pub mod tables;
 }
 use cli::ingest as ingest_cli;
+use cli::jobs as jobs_cli;
 use cli::produce as produce_cli;
 use cli::tables as tables_cli;
 
@@ -71,6 +73,16 @@ enum Command {
     Topic {
         #[command(subcommand)]
         command: TopicCommand,
+    },
+    /// The orchestrator's jobs: list and run them (on a running instance), their history.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs_cli::JobsCommand,
+    },
+    /// The model registry: batch model versions and their status.
+    Models {
+        #[command(subcommand)]
+        command: jobs_cli::ModelsCommand,
     },
 }
 
@@ -132,7 +144,7 @@ struct ClusterLaunchArgs {
 struct AccessArgs {
     /// Bearer token that state-changing endpoints require (none: they are
     /// disabled). Prefer the environment variable: flags show in `ps`.
-    #[arg(long, env = "CRYPTOFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = cryptoflow::http::auth::ADMIN_TOKEN_ENV, hide_env_values = true)]
     admin_token: Option<String>,
     /// An origin allowed to read the API cross-origin (repeatable; none by default).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -226,6 +238,8 @@ struct RunArgs {
     /// Wall time without a tick after which /api/health says "degraded", ms.
     #[arg(long, default_value_t = cryptoflow::telemetry::DEFAULT_STALE_AFTER_MS, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     stale_after_ms: u64,
+    #[command(flatten)]
+    jobs: jobs_cli::JobsArgs,
 }
 
 #[derive(Args)]
@@ -251,6 +265,10 @@ struct DemoArgs {
     /// Table versions between automatic Delta checkpoints (0: never).
     #[arg(long, default_value_t = cryptoflow::warehouse::DEFAULT_CHECKPOINT_EVERY, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     checkpoint_every: u64,
+    #[command(flatten)]
+    jobs: jobs_cli::JobsArgs,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -312,6 +330,7 @@ fn real_main() -> anyhow::Result<()> {
                 health_addr,
                 peer_health,
                 stale_after_ms,
+                jobs,
             } = a;
             let ClusterArgs {
                 workers,
@@ -348,6 +367,7 @@ fn real_main() -> anyhow::Result<()> {
                     health_addr,
                     peer_health,
                     stale_after: Duration::from_millis(stale_after_ms),
+                    jobs: jobs.options()?,
                 },
                 Stop::new(),
             )?;
@@ -386,6 +406,8 @@ fn real_main() -> anyhow::Result<()> {
                 brokers,
                 no_history,
                 checkpoint_every,
+                jobs,
+                access,
             } = a;
             demo(
                 DemoOptions {
@@ -396,6 +418,8 @@ fn real_main() -> anyhow::Result<()> {
                     brokers,
                     history: !no_history,
                     checkpoint_every,
+                    jobs: jobs.options()?,
+                    access: access.access()?,
                 },
                 Stop::new(),
             )?;
@@ -405,6 +429,8 @@ fn real_main() -> anyhow::Result<()> {
         Command::Produce(a) => produce_cli::produce(a)?,
         Command::Replay(a) => produce_cli::replay(a)?,
         Command::Tables { command } => tables_cli::run(command)?,
+        Command::Jobs { command } => jobs_cli::jobs(command)?,
+        Command::Models { command } => jobs_cli::models(command)?,
         Command::Topic {
             command:
                 TopicCommand::Create {

@@ -20,6 +20,13 @@
 //! [`Telemetry`], which also gets the source's per-partition progress and a
 //! broker probe's answers every [`BROKER_PROBE_EVERY`]; `/api/health` and
 //! `/metrics` read it. None of this feeds back into the dataflow.
+//!
+//! Process 0 also runs the orchestrator (`crate::jobs`): the router tells
+//! it how far the warehouse is complete ([`Progress`]) and commits at once
+//! when it asks (its sensors wait on committed data, and a replay waits at
+//! each scheduled retrain for the models trained from that data). At the
+//! end of a bounded run the orchestrator finishes the jobs the last data
+//! made due before `run` returns.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,10 +35,12 @@ use std::time::{Duration, Instant};
 
 use dataflows::bars::BarConfig;
 use dataflows::champion::ChampionConfig;
+use dataflows::deploy::{DeployLink, DeploySetup};
 use dataflows::predict::PredictConfig;
-use dataflows::source::SourceConfig;
+use dataflows::source::{system_clock, SourceConfig};
 use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
 use crate::cluster::{self, Cluster, StdoutToStderr};
@@ -40,6 +49,7 @@ use crate::error_chain;
 use crate::health::ProcessHealth;
 use crate::http::guard::Access;
 use crate::http::LiveView;
+use crate::jobs::{History, JobsOptions, Orchestrator, Progress, Wiring};
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
 use crate::telemetry::{JobRun, Telemetry};
@@ -80,6 +90,9 @@ pub enum Error {
     /// between them failed): timely cannot go on without it.
     #[error("lost another process of the cluster ({0}); restart the whole cluster, it resumes from the committed epochs")]
     PeerLost(String),
+    /// The orchestrator's run history could not be read.
+    #[error("job history")]
+    Jobs(#[from] crate::jobs::HistoryError),
 }
 
 /// Result alias for this module.
@@ -139,6 +152,8 @@ pub struct RunOptions {
     pub peer_health: Vec<String>,
     /// Wall time without a tick after which `/api/health` says "degraded".
     pub stale_after: Duration,
+    /// The orchestrator: retraining, evaluation, promotion, maintenance.
+    pub jobs: JobsOptions,
 }
 
 impl RunOptions {
@@ -166,10 +181,16 @@ impl RunOptions {
             health_addr: None,
             peer_health: Vec::new(),
             stale_after: Duration::from_millis(crate::telemetry::DEFAULT_STALE_AFTER_MS),
+            jobs: JobsOptions::default(),
         }
     }
 
-    fn pipeline_config(&self, telemetry: &Telemetry) -> PipelineConfig {
+    /// Batch models are trained and deployed.
+    fn retraining(&self) -> bool {
+        self.jobs.retrain_every_ms > 0
+    }
+
+    fn pipeline_config(&self, telemetry: &Telemetry, link: &DeployLink) -> PipelineConfig {
         let idle_lag = if self.until_end {
             None
         } else {
@@ -187,9 +208,20 @@ impl RunOptions {
             },
             predict: PredictConfig {
                 horizons: self.horizons.clone(),
+                batch_models: if self.retraining() {
+                    crate::train::KINDS.iter().map(|k| k.name()).collect()
+                } else {
+                    Vec::new()
+                },
                 ..PredictConfig::default()
             },
             champion: ChampionConfig::default(),
+            deploy: self.retraining().then(|| DeploySetup {
+                every_ms: self.jobs.retrain_every_ms,
+                stall_bound_ms: (!self.until_end).then_some(self.jobs.deploy_wait_ms),
+                clock: system_clock(),
+                link: link.clone(),
+            }),
         }
     }
 }
@@ -203,12 +235,24 @@ pub struct RunSummary {
     pub rows_written: u64,
 }
 
-struct ChannelSink(UnboundedSender<Delivery>);
+/// What worker 0 sends the router.
+enum Routed {
+    /// A complete delivery.
+    Delivery(Delivery),
+    /// Every delivery before this time was sent (None: all of them).
+    Progress(Option<u64>),
+}
+
+struct ChannelSink(UnboundedSender<Routed>);
 
 impl OutputSink for ChannelSink {
     fn deliver(&mut self, delivery: Delivery) {
         // The receiver only goes away at shutdown; nothing to do then.
-        let _ = self.0.send(delivery);
+        let _ = self.0.send(Routed::Delivery(delivery));
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) {
+        let _ = self.0.send(Routed::Progress(frontier));
     }
 }
 
@@ -297,12 +341,33 @@ fn commit_failed(pending: &[Delivery], attempts: u32, source: warehouse::Error) 
     }
 }
 
+/// The router's side of the orchestrator's sensors.
+struct Sensors {
+    progress: watch::Sender<Progress>,
+    flush: Arc<Notify>,
+}
+
+impl Sensors {
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        self.progress.send_modify(f);
+    }
+
+    /// After a commit attempt: with nothing pending, everything delivered
+    /// so far is committed.
+    fn committed(&self, pending: &[Delivery]) {
+        if pending.is_empty() {
+            self.update(|p| p.complete_below = p.delivered_below);
+        }
+    }
+}
+
 async fn route(
-    mut rx: UnboundedReceiver<Delivery>,
+    mut rx: UnboundedReceiver<Routed>,
     state: Arc<LiveView>,
     mut committer: Committer,
     every: Duration,
     epoch_ms: u64,
+    sensors: Sensors,
 ) -> Result<RunSummary> {
     let mut pending: Vec<Delivery> = Vec::new();
     let mut policy = CommitPolicy::new(every, epoch_ms, Instant::now());
@@ -318,19 +383,31 @@ async fn route(
             "resuming: deliveries up to each table's committed epoch are not written again"
         );
     }
+    let flush_now = sensors.flush.clone();
     loop {
         let attempt = tokio::select! {
             msg = rx.recv() => match msg {
-                Some(d) => {
+                Some(Routed::Delivery(d)) => {
                     summary.deliveries += 1;
                     state.apply(&d);
+                    let t = d.time;
+                    sensors.update(|p| {
+                        p.first_ms.get_or_insert(t);
+                        p.last_ms = Some(p.last_ms.map_or(t, |l| l.max(t)));
+                    });
                     let due = policy.deliver(d.time, d.changes.len(), Instant::now());
                     pending.push(d);
                     due
                 }
+                Some(Routed::Progress(f)) => {
+                    sensors.update(|p| p.delivered_below = f.unwrap_or(u64::MAX));
+                    sensors.committed(&pending);
+                    false
+                }
                 None => break,
             },
             _ = ticker.tick() => true,
+            _ = flush_now.notified() => true,
         };
         if !attempt {
             continue;
@@ -340,6 +417,7 @@ async fn route(
             .await;
         let now = Instant::now();
         policy.attempted(pending.is_empty(), now);
+        sensors.committed(&pending);
         if let Err(e) = result {
             if policy.give_up(now) {
                 return Err(commit_failed(&pending, policy.failures(), e));
@@ -363,6 +441,8 @@ async fn route(
             }
         }
     }
+    sensors.committed(&pending);
+    sensors.update(|p| p.finished = true);
     Ok(summary)
 }
 
@@ -470,8 +550,37 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         _ => None,
     };
 
-    let (tx, rx) = unbounded_channel::<Delivery>();
-    let pipeline = opts.pipeline_config(&telemetry);
+    let link = DeployLink::new();
+    let (progress_tx, progress_rx) = watch::channel(Progress::default());
+    let flush_request = Arc::new(Notify::new());
+    // Process 0 runs the orchestrator over the warehouse it writes.
+    let orchestrator = match &warehouse {
+        Some(wh) => {
+            let history = runtime.block_on(History::open(wh.root()))?;
+            let wiring = Wiring {
+                link: opts.retraining().then(|| link.clone()),
+                live: !opts.until_end,
+                progress: progress_rx,
+                flush: flush_request.clone(),
+                view: state.clone(),
+            };
+            Some(Orchestrator::new(
+                opts.jobs.clone(),
+                opts.horizons.clone(),
+                wh.root().to_path_buf(),
+                history,
+                wiring,
+            ))
+        }
+        None => None,
+    };
+    let (orchestrator, jobs) = match orchestrator {
+        Some((o, h)) => (Some(o), Some(h)),
+        None => (None, None),
+    };
+
+    let (tx, rx) = unbounded_channel::<Routed>();
+    let pipeline = opts.pipeline_config(&telemetry, &link);
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -536,6 +645,10 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         let app = crate::http::AppState::new(state.clone(), telemetry.clone())
             .with_warehouse(opts.data_dir.clone())
             .with_cluster(health.clone());
+        let app = match jobs {
+            Some(jobs) => app.with_jobs(jobs),
+            None => app,
+        };
         let access = opts.access.clone();
         let http = listener.map(|listener| {
             tokio::spawn(async move {
@@ -558,6 +671,17 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
             opts.topic.clone(),
             telemetry.clone(),
         ));
+        // A crashed orchestrator would leave a replay waiting for models
+        // forever: stop the run loudly instead.
+        let jobs_done = orchestrator.map(|o| {
+            let jobs_stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = tokio::spawn(o.run(jobs_stop.clone())).await {
+                    error!(error = %e, "the orchestrator crashed; stopping");
+                    jobs_stop.trigger();
+                }
+            })
+        });
         let routed = match warehouse {
             Some(wh) => {
                 let committer = Committer {
@@ -565,12 +689,17 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
                     telemetry: telemetry.clone(),
                     attempt: 0,
                 };
+                let sensors = Sensors {
+                    progress: progress_tx,
+                    flush: flush_request,
+                };
                 route(
                     rx,
                     state.clone(),
                     committer,
                     opts.commit_interval,
                     opts.epoch_ms,
+                    sensors,
                 )
                 .await
             }
@@ -579,8 +708,15 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
                 Ok(RunSummary::default())
             }
         };
-        // The dataflow is done (stopped, the bounded input ended, or the
-        // router gave up on a commit: then the workers must stop too).
+        // The dataflow is done (stopped, or the bounded input ended): the
+        // orchestrator finishes what the last data made due, then stops. A
+        // router that gave up on a commit stops everything at once.
+        if routed.is_err() {
+            stop.trigger();
+        }
+        if let Some(done) = jobs_done {
+            let _ = done.await;
+        }
         stop.trigger();
         probe.abort();
         let summary = routed?;

@@ -107,7 +107,7 @@ async fn every_documented_route_answers_as_documented() {
         "/api/bars/{symbol}",
         "/api/scores/{symbol}",
         "/api/champions/{symbol}",
-        "/api/jobs",
+        "/api/commits",
         "/api/quality",
         "/api/stream",
         "/metrics",
@@ -243,8 +243,11 @@ async fn history_reaches_back_into_the_warehouse_without_gaps_or_duplicates() {
         .flat_map(|d| d.inserted())
         .filter_map(|o| match o {
             dataflows::Output::Score(s)
-                if s.symbol == "BTC-USD" && s.horizon_bars == 5 && s.model == "rls" =>
+                if s.score.symbol == "BTC-USD"
+                    && s.score.horizon_bars == 5
+                    && s.score.model == "rls" =>
             {
+                let s = &s.score;
                 Some((s.target_at_ms, s.predicted_return.0, s.realized_return.0))
             }
             _ => None,

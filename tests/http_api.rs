@@ -13,7 +13,7 @@ use cryptoflow::http::LiveView;
 use cryptoflow::http::{app, PredictionView};
 use dataflows::champion::{Champion, DayEvaluation, Evaluation};
 use dataflows::num::F64;
-use dataflows::predict::{Prediction, Score};
+use dataflows::predict::{Prediction, Score, Scored};
 use dataflows::{Delivery, Output};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -32,7 +32,12 @@ fn prediction(symbol: &str, model: &str, h: u32, made_at: u64, base: f64, ret: f
         direction_prob: None,
         interval_low: Some(F64(ret - 0.002)),
         interval_high: Some(F64(ret + 0.002)),
+        batch: None,
     }
+}
+
+fn scored(score: Score) -> Scored {
+    Scored { score, batch: None }
 }
 
 fn champion(model: &str, skill: f64) -> Champion {
@@ -102,13 +107,13 @@ fn state() -> Arc<LiveView> {
             (Output::Champion(key.clone(), champion("rls", 0.5)), 1),
             (Output::Evaluation(day_eval(eval("rls", true))), 1),
             (Output::Evaluation(day_eval(eval("persistence", false))), 1),
-            (Output::Score(score(0.001, true)), 1),
-            (Output::Score(score(-0.003, false)), 1),
+            (Output::Score(scored(score(0.001, true))), 1),
+            (Output::Score(scored(score(-0.003, false))), 1),
             (
-                Output::Score(Score {
+                Output::Score(scored(Score {
                     model: "persistence".into(),
                     ..score(0.002, true)
-                }),
+                })),
                 1,
             ),
         ],

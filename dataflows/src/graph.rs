@@ -1,6 +1,8 @@
 //! The whole dataflow, assembled: source → validate → bars → predict →
 //! score → daily evaluation → champion → best predictions, and one exit for everything that
-//! leaves it.
+//! leaves it. With a [`DeploySetup`], batch-model deployments enter the
+//! predictor at scheduled event times and their registry rows leave with
+//! the rest (see [`crate::deploy`]).
 //!
 //! Every output goes through a single "Export" sink on worker 0, which hands
 //! a [`Delivery`] to an [`OutputSink`] once the frontier has passed its time,
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use differential_dataflow::consolidation::consolidate;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::empty;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concatenate, Probe};
@@ -24,7 +27,8 @@ use crate::champion::{
     best_predictions, champions, daily_sums, evaluations, Champion, ChampionConfig, DayEvaluation,
     SeriesKey,
 };
-use crate::predict::{predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Score};
+use crate::deploy::{deployments, DeploySetup, ModelRecord};
+use crate::predict::{predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Scored};
 use crate::source::{tick_source, RecordReader, SourceConfig};
 use crate::tick::Reject;
 
@@ -39,7 +43,7 @@ pub enum Output {
     /// A new prediction (the predictions log).
     Prediction(Prediction),
     /// A scored prediction.
-    Score(Score),
+    Score(Scored),
     /// A symbol's features at a bar close.
     Features(FeatureRow),
     /// A rejected record.
@@ -50,6 +54,8 @@ pub enum Output {
     Champion(SeriesKey, Champion),
     /// A row of the best-prediction collection.
     Best(Prediction, Champion),
+    /// A row of the model registry (a batch model version's status change).
+    Model(ModelRecord),
 }
 
 /// All changes at one time, complete.
@@ -73,6 +79,11 @@ impl Delivery {
 pub trait OutputSink: 'static {
     /// Called once per completed time that has changes, in increasing time order.
     fn deliver(&mut self, delivery: Delivery);
+    /// Called after the deliveries when the export's frontier moved: every
+    /// delivery before `frontier` has been made (None: all of them, the
+    /// dataflow is done). Lets a writer know how far its output is complete
+    /// even when no delivery came (the orchestrator's sensors need it).
+    fn progress(&mut self, _frontier: Option<u64>) {}
 }
 
 /// The whole pipeline's settings.
@@ -86,6 +97,8 @@ pub struct PipelineConfig {
     pub predict: PredictConfig,
     /// Champion selection.
     pub champion: ChampionConfig,
+    /// Batch-model deployments (None: online models only, nothing waits).
+    pub deploy: Option<DeploySetup>,
 }
 
 /// Builds the dataflow in `scope`, reading with `reader` (this worker's
@@ -102,16 +115,24 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         bars: bar_config,
         predict,
         champion,
+        deploy,
     } = config;
 
     let (ticks, rejects) = tick_source(scope, "KafkaSource(ticks)", reader, source);
     let bars = bars(ticks, bar_config);
+    let (deploys, records) = match deploy {
+        Some(setup) => deployments(bars.clone(), setup),
+        None => (empty(scope), empty(scope)),
+    };
     let PredictorStreams {
         current,
         scores,
         features,
-    } = predictor(bars.clone(), predict);
-    let evals = evaluations(daily_sums(scores.clone()), champion);
+    } = predictor(bars.clone(), deploys, predict);
+    let evals = evaluations(
+        daily_sums(scores.clone().map(|(s, t)| (s.score, t))),
+        champion,
+    );
     let series = current.clone().map(|p| (p.symbol, p.horizon_bars));
     let champs = champions(evals.clone(), series);
     let best = best_predictions(current.clone(), champs.clone());
@@ -151,10 +172,16 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             .inner
             .map(|((k, c), t, d)| (Output::Champion(k, c), t, d)),
         best.inner.map(|((p, c), t, d)| (Output::Best(p, c), t, d)),
+        records.map(|r| {
+            let t = r.status_at_ms;
+            (Output::Model(r), t, 1)
+        }),
     ];
     let probe = ProbeHandle::new();
     let mut sink = sink;
     let mut stash: BTreeMap<u64, Vec<(Output, isize)>> = BTreeMap::new();
+    let mut reported: Option<Option<u64>> = None;
+    let leader = scope.index() == 0;
     scope.concatenate(changes).probe_with(&probe).sink(
         Exchange::new(|_: &(Output, u64, isize)| 0),
         "Export",
@@ -180,6 +207,11 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
                 if !changes.is_empty() {
                     sink.deliver(Delivery { time, changes });
                 }
+            }
+            let now = frontier.frontier().first().copied();
+            if leader && reported != Some(now) {
+                reported = Some(now);
+                sink.progress(now);
             }
         },
     );

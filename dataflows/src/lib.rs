@@ -10,6 +10,7 @@
 
 pub mod bars;
 pub mod champion;
+pub mod deploy;
 pub mod features;
 pub mod graph;
 pub mod harness;

@@ -12,12 +12,20 @@
 //! differential collection: a new prediction is emitted with +1 and the one
 //! it replaces with −1, at the same time. A horizon in ms is the horizon in
 //! bars times the bar's own length, so nothing here is configured twice.
+//!
+//! Batch models (trained outside, see [`crate::deploy`]) arrive on a second
+//! input as deployments, each in a slot per configured batch-model name.
+//! Deployments at a time are applied before the bars at that time, so a
+//! version deployed at T makes the prediction at the bar closing at T and
+//! after; an empty slot makes no prediction. Batch models are predicted and
+//! scored exactly like the online ones (they only never learn), and every
+//! prediction and score of one names the version that made it.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
@@ -25,10 +33,11 @@ use timely::dataflow::StreamVec;
 use tracing::warn;
 
 use crate::bars::Bar;
+use crate::deploy::{BatchModel, Deployment, ModelVersion};
 use crate::features::{FeatureState, Features, FEATURES, FEATURE_COUNT};
 use crate::intervals::{Residuals, INTERVAL_COVERAGE, MIN_RESIDUALS, RESIDUAL_WINDOW};
 use crate::models::{ModelParams, OnlineModel};
-use crate::num::F64;
+use crate::num::{stable_hash, F64};
 
 /// One model's prediction for one (symbol, horizon) made at a bar close.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -58,6 +67,8 @@ pub struct Prediction {
     pub interval_low: Option<F64>,
     /// Upper end of the 80% prediction interval of the return.
     pub interval_high: Option<F64>,
+    /// The batch model version that made it (None: an online model).
+    pub batch: Option<ModelVersion>,
 }
 
 /// A prediction scored against its realised outcome.
@@ -92,13 +103,23 @@ impl Score {
     }
 }
 
+/// A scored prediction with the batch model version that made it (None:
+/// an online model): a row of the scores table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Scored {
+    /// The score.
+    pub score: Score,
+    /// The batch model version that made the prediction.
+    pub batch: Option<ModelVersion>,
+}
+
 /// What the predictor produces for one or more bars, by kind.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Predicted {
     /// Changes to the current-prediction collection (+1 new, −1 replaced).
     pub current: Vec<(Prediction, isize)>,
     /// Scored predictions.
-    pub scores: Vec<Score>,
+    pub scores: Vec<Scored>,
     /// The features of a symbol at a bar close (once warmed up).
     pub features: Vec<FeatureRow>,
 }
@@ -143,6 +164,9 @@ pub struct PredictConfig {
     pub horizons: Vec<u32>,
     /// The models' hyper-parameters.
     pub params: ModelParams,
+    /// Names of the batch-model slots per (symbol, horizon), in output
+    /// order; a deployment fills the slot of its kind.
+    pub batch_models: Vec<&'static str>,
 }
 
 impl Default for PredictConfig {
@@ -150,15 +174,25 @@ impl Default for PredictConfig {
         PredictConfig {
             horizons: DEFAULT_HORIZONS.to_vec(),
             params: ModelParams::default(),
+            batch_models: Vec::new(),
         }
     }
+}
+
+/// One model's prediction awaiting its outcome.
+#[derive(Clone)]
+struct Made {
+    ret: f64,
+    interval: Option<(f64, f64)>,
+    batch: Option<ModelVersion>,
 }
 
 struct Pending {
     made_at: u64,
     base: f64,
     x: Features,
-    preds: Vec<(f64, Option<(f64, f64)>)>,
+    /// Per slot (online models, then batch slots); None: an empty slot.
+    preds: Vec<Option<Made>>,
 }
 
 /// Largest forecast, in volatilities of the horizon (√h · realised vol).
@@ -167,6 +201,9 @@ pub const MAX_MOVE_VOLS: f64 = 10.0;
 struct HorizonState {
     h: u32,
     models: Vec<Box<dyn OnlineModel>>,
+    /// One slot per configured batch-model name.
+    batch: Vec<(&'static str, Option<BatchModel>)>,
+    /// Per slot: online models, then batch slots (as in `current`).
     residuals: Vec<Residuals>,
     pending: VecDeque<Pending>,
     current: Vec<Option<Prediction>>,
@@ -189,10 +226,11 @@ impl SymbolState {
                 .iter()
                 .map(|&h| {
                     let models = config.params.instantiate(h);
-                    let n = models.len();
+                    let n = models.len() + config.batch_models.len();
                     HorizonState {
                         h,
                         models,
+                        batch: config.batch_models.iter().map(|k| (*k, None)).collect(),
                         residuals: vec![Residuals::new(RESIDUAL_WINDOW); n],
                         pending: VecDeque::new(),
                         current: vec![None; n],
@@ -235,27 +273,59 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
                 continue; // unreachable with gap filling; never score against the wrong bar
             }
             let y = (close / p.base).ln();
-            for (m, model) in hs.models.iter_mut().enumerate() {
-                let (pred, interval) = p.preds[m];
+            let online = hs.models.len();
+            for (m, made) in p.preds.into_iter().enumerate() {
+                let Some(Made {
+                    ret: pred,
+                    interval,
+                    batch,
+                }) = made
+                else {
+                    continue;
+                };
                 hs.residuals[m].push(y - pred);
-                out.scores.push(Score {
-                    symbol: bar.symbol.clone(),
-                    horizon_bars: hs.h,
-                    model: model.name().to_string(),
-                    made_at_ms: p.made_at,
-                    target_at_ms: bar.end_ms,
-                    predicted_return: F64(pred),
-                    realized_return: F64(y),
-                    covered: interval.map(|(lo, hi)| lo <= y && y <= hi),
+                let name = match hs.models.get(m) {
+                    Some(model) => model.name(),
+                    None => hs.batch[m - online].0,
+                };
+                out.scores.push(Scored {
+                    score: Score {
+                        symbol: bar.symbol.clone(),
+                        horizon_bars: hs.h,
+                        model: name.to_string(),
+                        made_at_ms: p.made_at,
+                        target_at_ms: bar.end_ms,
+                        predicted_return: F64(pred),
+                        realized_return: F64(y),
+                        covered: interval.map(|(lo, hi)| lo <= y && y <= hi),
+                    },
+                    batch,
                 });
-                if model.learn(&p.x, y) {
-                    warn!(symbol = %bar.symbol, model = model.name(), horizon = hs.h, "model reset after divergence");
+                if let Some(model) = hs.models.get_mut(m) {
+                    if model.learn(&p.x, y) {
+                        warn!(symbol = %bar.symbol, model = model.name(), horizon = hs.h, "model reset after divergence");
+                    }
                 }
             }
         }
         let Some(x) = x else { continue };
-        let mut preds = Vec::with_capacity(hs.models.len());
-        for (m, model) in hs.models.iter_mut().enumerate() {
+        let online = hs.models.len();
+        let mut preds = Vec::with_capacity(online + hs.batch.len());
+        for m in 0..online + hs.batch.len() {
+            let (model, batch): (&mut dyn OnlineModel, Option<ModelVersion>) = if m < online {
+                (&mut *hs.models[m], None)
+            } else {
+                match &mut hs.batch[m - online].1 {
+                    Some(b) => {
+                        let version = Some(b.version().clone());
+                        (b, version)
+                    }
+                    None => {
+                        preds.push(None);
+                        continue;
+                    }
+                }
+            };
             model.observe(&x);
             let f = model.predict(&x);
             // A forecast beyond 10 volatilities of the horizon is a model
@@ -270,7 +340,11 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
             let interval = hs.residuals[m]
                 .interval(INTERVAL_COVERAGE, MIN_RESIDUALS)
                 .map(|(lo, hi)| (r + lo, r + hi));
-            preds.push((r, interval));
+            preds.push(Some(Made {
+                ret: r,
+                interval,
+                batch: batch.clone(),
+            }));
             let pred = Prediction {
                 symbol: bar.symbol.clone(),
                 horizon_bars: hs.h,
@@ -284,6 +358,7 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
                 direction_prob: f.direction_prob.filter(|p| p.is_finite()).map(F64),
                 interval_low: interval.map(|i| F64(i.0)),
                 interval_high: interval.map(|i| F64(i.1)),
+                batch,
             };
             if let Some(old) = hs.current[m].replace(pred.clone()) {
                 out.current.push((old, -1));
@@ -299,42 +374,89 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
     }
 }
 
+/// Puts a deployed batch model version into its slot of `state` (the
+/// slot's residual window starts afresh: a new version, new errors).
+pub fn deploy(state: &mut SymbolState, d: &Deployment) -> Result<(), String> {
+    let hs = state
+        .horizons
+        .iter_mut()
+        .find(|hs| hs.h == d.horizon_bars)
+        .ok_or_else(|| format!("horizon {} is not predicted", d.horizon_bars))?;
+    let slot = hs
+        .batch
+        .iter()
+        .position(|(name, _)| *name == d.kind)
+        .ok_or_else(|| format!("no batch-model slot named `{}`", d.kind))?;
+    let name = hs.batch[slot].0;
+    let model = BatchModel::new(name, d.version.clone(), d.model.clone())?;
+    hs.batch[slot].1 = Some(model);
+    let online = hs.models.len();
+    hs.residuals[online + slot] = Residuals::new(RESIDUAL_WINDOW);
+    Ok(())
+}
+
 /// The predictor's outputs, as typed streams.
 pub struct PredictorStreams<'s> {
     /// The current prediction per (symbol, horizon, model), as a collection.
     pub current: VecCollection<'s, u64, Prediction, isize>,
     /// Scored predictions, each with the time it was scored at.
-    pub scores: StreamVec<'s, u64, (Score, u64)>,
+    pub scores: StreamVec<'s, u64, (Scored, u64)>,
     /// Feature rows.
     pub features: StreamVec<'s, u64, FeatureRow>,
 }
 
 /// Builds the predictor. Bars must already be partitioned by symbol (they
-/// are, coming from [`crate::bars::bars`]), so this is pipelined. Everything
-/// a bar produces is emitted at the time of the bar's message (the close of
-/// the real bar that triggered it; gap-filled bars ride on the next real
-/// bar), once the frontier has passed it, on one output per kind.
-pub fn predictor<'s>(bars: StreamVec<'s, u64, Bar>, config: PredictConfig) -> PredictorStreams<'s> {
+/// are, coming from [`crate::bars::bars`]), so this is pipelined;
+/// deployments are exchanged to the worker of their symbol (the same hash).
+/// Everything a bar produces is emitted at the time of the bar's message
+/// (the close of the real bar that triggered it; gap-filled bars ride on
+/// the next real bar), once the frontier of both inputs has passed it, on
+/// one output per kind.
+pub fn predictor<'s>(
+    bars: StreamVec<'s, u64, Bar>,
+    deployments: StreamVec<'s, u64, Deployment>,
+    config: PredictConfig,
+) -> PredictorStreams<'s> {
     let mut builder = OperatorBuilder::new("Predict".to_owned(), bars.scope());
     let mut input = builder.new_input(bars, Pipeline);
+    let mut deploy_input = builder.new_input(
+        deployments,
+        Exchange::new(|d: &Deployment| stable_hash(&d.symbol)),
+    );
     let (current_out, current) = builder.new_output::<Vec<(Prediction, u64, isize)>>();
-    let (scores_out, scores) = builder.new_output::<Vec<(Score, u64)>>();
+    let (scores_out, scores) = builder.new_output::<Vec<(Scored, u64)>>();
     let (features_out, features) = builder.new_output::<Vec<FeatureRow>>();
     let mut current_out = OutputBuilder::from(current_out);
     let mut scores_out = OutputBuilder::from(scores_out);
     let mut features_out = OutputBuilder::from(features_out);
     builder.build(move |_initial| {
-        // Per time: one capability per output, and the bars at that time.
-        let mut stash: BTreeMap<u64, ([Capability<u64>; 3], Vec<Bar>)> = BTreeMap::new();
+        // Per time: one capability per output, the bars and the deployments at that time.
+        type Slot = ([Capability<u64>; 3], Vec<Bar>, Vec<Deployment>);
+        let mut stash: BTreeMap<u64, Slot> = BTreeMap::new();
         let mut symbols: BTreeMap<String, SymbolState> = BTreeMap::new();
         let mut out = Predicted::default();
         move |frontiers| {
             input.for_each_stamp(|cap, data| {
                 let Some(&time) = cap.least() else { return };
                 let slot = stash.entry(time).or_insert_with(|| {
-                    ([0, 1, 2].map(|port| cap.delayed(&time, port)), Vec::new())
+                    (
+                        [0, 1, 2].map(|port| cap.delayed(&time, port)),
+                        Vec::new(),
+                        Vec::new(),
+                    )
                 });
                 slot.1.extend(data.flat_map(|d| d.drain(..)));
+            });
+            deploy_input.for_each_stamp(|cap, data| {
+                let Some(&time) = cap.least() else { return };
+                let slot = stash.entry(time).or_insert_with(|| {
+                    (
+                        [0, 1, 2].map(|port| cap.delayed(&time, port)),
+                        Vec::new(),
+                        Vec::new(),
+                    )
+                });
+                slot.2.extend(data.flat_map(|d| d.drain(..)));
             });
             let (mut current, mut scores, mut features) = (
                 current_out.activate(),
@@ -342,11 +464,20 @@ pub fn predictor<'s>(bars: StreamVec<'s, u64, Bar>, config: PredictConfig) -> Pr
                 features_out.activate(),
             );
             while let Some(entry) = stash.first_entry() {
-                if frontiers[0].less_equal(entry.key()) {
+                if frontiers.iter().any(|f| f.less_equal(entry.key())) {
                     break;
                 }
                 let time = *entry.key();
-                let ([c0, c1, c2], mut bars) = entry.remove();
+                let ([c0, c1, c2], mut bars, mut deploys) = entry.remove();
+                deploys.sort();
+                for d in &deploys {
+                    let st = symbols
+                        .entry(d.symbol.clone())
+                        .or_insert_with(|| SymbolState::new(&config));
+                    if let Err(e) = deploy(st, d) {
+                        warn!(symbol = %d.symbol, model = %d.kind, id = %d.version.id, error = %e, "deployment not applied");
+                    }
+                }
                 bars.sort_by(|a, b| (a.end_ms, &a.symbol).cmp(&(b.end_ms, &b.symbol)));
                 for bar in &bars {
                     let st = symbols
@@ -380,7 +511,7 @@ mod tests {
     fn scores_each_prediction_once_at_its_target() {
         let config = PredictConfig {
             horizons: vec![1, 3],
-            params: ModelParams::default(),
+            ..PredictConfig::default()
         };
         let mut st = SymbolState::new(&config);
         let mut out = Predicted::default();
@@ -391,7 +522,7 @@ mod tests {
             let bar = flat_bar("A-B", i as u64 * 1_000, 1_000, F64(*c));
             on_bar(&mut st, &bar, &mut out);
         }
-        let scores: Vec<&Score> = out.scores.iter().collect();
+        let scores: Vec<&Score> = out.scores.iter().map(|s| &s.score).collect();
         let models = config.params.names().len();
         // Predictions start at bar index w-1 (after warm-up); horizon h scores bars w-1..n-h.
         assert_eq!(

@@ -23,6 +23,9 @@ use subtle::ConstantTimeEq;
 
 use super::ApiError;
 
+/// The environment variable the admin token is read from.
+pub const ADMIN_TOKEN_ENV: &str = "CRYPTOFLOW_ADMIN_TOKEN";
+
 /// Shortest token accepted: anything shorter is guessable.
 pub const MIN_TOKEN_LEN: usize = 16;
 

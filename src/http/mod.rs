@@ -33,6 +33,7 @@ pub mod charts;
 pub mod guard;
 pub mod health;
 pub mod history;
+pub mod jobs;
 pub mod metrics;
 mod older;
 pub mod ops;
@@ -94,6 +95,8 @@ pub struct AppState {
     /// This process's health in the cluster (partitions read, peers
     /// polled), when it runs a pipeline.
     pub cluster: Option<Arc<crate::health::ProcessHealth>>,
+    /// The orchestrator's handle, where it runs (process 0).
+    pub jobs: Option<crate::jobs::JobsHandle>,
     registry: Arc<prometheus_client::registry::Registry>,
     openapi: Arc<OnceLock<String>>,
 }
@@ -107,6 +110,7 @@ impl AppState {
             telemetry,
             warehouse: None,
             cluster: None,
+            jobs: None,
             registry: Arc::new(registry),
             openapi: Arc::default(),
         }
@@ -116,6 +120,12 @@ impl AppState {
     /// tables under `root`.
     pub fn with_warehouse(mut self, root: PathBuf) -> Self {
         self.warehouse = Some(root);
+        self
+    }
+
+    /// Serves the orchestrator's jobs, run history and registry.
+    pub fn with_jobs(mut self, jobs: crate::jobs::JobsHandle) -> Self {
+        self.jobs = Some(jobs);
         self
     }
 
@@ -178,15 +188,17 @@ pub fn app(state: impl Into<AppState>) -> Router {
 
 /// The router behind the access layers of `access`.
 pub fn app_with(state: impl Into<AppState>, access: &guard::Access) -> Router {
-    guard::secure(routes_with(state.into()), access, assets::INDEX)
+    let router = routes_with(state.into(), access.admin_token.clone());
+    guard::secure(router, access, assets::INDEX)
 }
 
-fn routes_with(state: AppState) -> Router {
+fn routes_with(state: AppState, admin: Option<auth::AdminToken>) -> Router {
     let (router, doc) = routes();
     let _ = state
         .openapi
         .set(doc.to_json().unwrap_or_else(|_| "{}".into()));
     router
+        .merge(jobs::routes(admin))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -11,7 +11,6 @@ use deltalake::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 
 use super::history::{BarPoint, ScorePoint};
 use super::ApiError;
-use crate::warehouse::date::day_string;
 
 fn warehouse_error(e: crate::warehouse::read::Error) -> ApiError {
     ApiError::new(
@@ -34,8 +33,8 @@ async fn table_batches(
     table: &str,
     since_ms: u64,
 ) -> Result<Vec<RecordBatch>, ApiError> {
-    let day = day_string(dataflows::num::utc_day(since_ms));
-    match crate::warehouse::read::batches(root, table, Some(&day)).await {
+    let days = dataflows::num::utc_day(since_ms)..=i32::MAX;
+    match crate::warehouse::read::batches(root, table, Some(days)).await {
         Ok(b) => Ok(b),
         Err(crate::warehouse::read::Error::Missing(_)) => Ok(Vec::new()),
         Err(e) => Err(warehouse_error(e)),

@@ -39,7 +39,7 @@ pub struct ScheduledJob {
 }
 
 /// Scheduled jobs and recent runs with state, attempt, duration and error.
-#[utoipa::path(get, path = "/api/jobs", tag = "ops",
+#[utoipa::path(get, path = "/api/commits", tag = "ops",
     responses((status = 200, description = "scheduled jobs and recent runs", body = JobsPage)))]
 pub async fn jobs(State(state): State<AppState>) -> Json<JobsPage> {
     Json(JobsPage {

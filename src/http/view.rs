@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use dataflows::champion::{Champion, DayEvaluation, Evaluation};
+use dataflows::deploy::ModelRecord;
 use dataflows::predict::{Prediction, Score};
 use dataflows::{Delivery, Output};
 use serde::Serialize;
@@ -50,6 +51,10 @@ pub struct Stats {
     pub rejects: BTreeMap<String, u64>,
     /// Latest event time fully processed (ms), if any.
     pub event_time_ms: Option<u64>,
+    /// Job runs that failed for good (see `/api/jobs`).
+    pub job_failures: u64,
+    /// Jobs whose latest finished run failed.
+    pub jobs_failing: Vec<String>,
 }
 
 /// One best prediction with its champion.
@@ -126,6 +131,8 @@ struct View {
     evaluations: BTreeMap<(String, u32, i32), BTreeMap<String, Evaluation>>,
     rolling: BTreeMap<(String, u32, String), ScoreWindow>,
     history: History,
+    /// The registry: every model version's latest row.
+    registry: BTreeMap<String, ModelRecord>,
     stats: Stats,
 }
 
@@ -166,6 +173,16 @@ enum Change {
     Bar(String, BarPoint),
     Best(&'static str, PredictionView),
     Champion(&'static str, String, u32, ChampionView),
+}
+
+/// Keeps `m` if it is the version's latest row (by status time, then rank).
+fn upsert(registry: &mut BTreeMap<String, ModelRecord>, m: &ModelRecord) {
+    let newer = registry.get(&m.id).is_none_or(|old| {
+        (old.status_at_ms, old.status.rank()) <= (m.status_at_ms, m.status.rank())
+    });
+    if newer {
+        registry.insert(m.id.clone(), m.clone());
+    }
 }
 
 /// Shared between the delivery router (writer) and HTTP handlers (readers).
@@ -316,7 +333,9 @@ impl LiveView {
                     changes.push(Change::Bar(b.symbol.clone(), BarPoint::from(b)));
                 }
                 Output::Prediction(_) => v.stats.predictions += 1,
+                Output::Model(m) => upsert(&mut v.registry, m),
                 Output::Score(s) => {
+                    let s = &s.score;
                     v.stats.scores += 1;
                     v.history.score(s);
                     v.rolling
@@ -433,6 +452,28 @@ impl LiveView {
         v.history.last_bars(symbol, 1).len() == 1
             || v.champions.keys().any(|(s, _)| s == symbol)
             || v.rolling.keys().any(|(s, _, _)| s == symbol)
+    }
+
+    /// Applies registry rows written outside the dataflow (promotions).
+    pub fn apply_registry(&self, rows: &[ModelRecord]) {
+        let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+        for m in rows {
+            upsert(&mut v.registry, m);
+        }
+    }
+
+    /// Every model version's current row, by id (optionally only those
+    /// matching `filter`).
+    pub fn registry(&self, filter: impl Fn(&ModelRecord) -> bool) -> Vec<ModelRecord> {
+        let v = self.view.read().unwrap_or_else(|e| e.into_inner());
+        v.registry.values().filter(|m| filter(m)).cloned().collect()
+    }
+
+    /// Sets the orchestrator's failure counters shown by `/api/health`.
+    pub fn set_jobs_health(&self, failures: u64, failing: Vec<String>) {
+        let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+        v.stats.job_failures = failures;
+        v.stats.jobs_failing = failing;
     }
 
     /// The counters.

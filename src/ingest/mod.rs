@@ -32,7 +32,6 @@
 //! - **Summary.** On exit (Ctrl-C, SIGTERM or `--max-ticks`) the producer is
 //!   flushed and a JSON [`Summary`] of the counters is printed.
 
-mod backoff;
 pub mod binance;
 pub mod coinbase;
 pub mod coingecko;
@@ -45,7 +44,7 @@ mod sink;
 mod tracker;
 mod ws;
 
-pub use backoff::Backoff;
+pub use crate::backoff::Backoff;
 pub use fields::Malformed;
 pub use ingestor::Ingestor;
 pub use run::{run, IngestOptions, VenueOptions};

@@ -3,24 +3,55 @@
 //! and how it is read from the dataflow's output. Every table is a log
 //! partitioned by UTC `date`; adding a column or a table is a change here
 //! (plus its test).
+//!
+//! Two writers: the delivery router commits every table's rows from the
+//! dataflow's deliveries in epochs (`txn` app `cryptoflow`); the
+//! orchestrator writes `job_runs` (which selects nothing from deliveries)
+//! and the promotion rows of `models`, each under its own `txn` app id (see
+//! `crate::jobs`). `models` rows of deployments come from the dataflow, so
+//! they commit exactly once in the same epoch as the predictions they make.
 
 use std::sync::LazyLock;
 
 use dataflows::bars::Bar;
 use dataflows::champion::DayEvaluation;
+use dataflows::deploy::ModelVersion;
 use dataflows::features::FEATURES;
 use dataflows::num::DAY_MS;
-use dataflows::predict::{FeatureRow, Prediction, Score};
+use dataflows::predict::{FeatureRow, Prediction, Scored};
 use dataflows::tick::Reject;
 use dataflows::Output;
 
 use super::schema::{Cell, Column, Kind, Table, TableDef};
+
+mod registry;
+
+use registry::{job_runs, models};
+pub use registry::{job_runs_table, models_table};
 
 /// The partition column of every table.
 pub const DATE: &str = "date";
 
 fn date<R: 'static>(doc: &'static str, ms: fn(&R) -> u64) -> Column<R> {
     Column::new(DATE, Kind::Date, doc, move |r| Cell::Ms(ms(r)))
+}
+
+/// The `model_id` and `model_version` columns of a row made by a batch model.
+fn version_columns<R: 'static>(batch: fn(&R) -> Option<&ModelVersion>) -> [Column<R>; 2] {
+    [
+        Column::nullable(
+            "model_id",
+            Kind::Utf8,
+            "registry id of the batch model version that made it (null: an online model)",
+            move |r: &R| Cell::opt(batch(r), |v| Cell::Str(&v.id)),
+        ),
+        Column::nullable(
+            "model_version",
+            Kind::Int64,
+            "that version's number (its scheduled training time, epoch ms)",
+            move |r: &R| Cell::opt(batch(r), |v| Cell::I64(v.version as i64)),
+        ),
+    ]
 }
 
 fn bars() -> TableDef<Bar> {
@@ -196,8 +227,11 @@ fn predictions() -> TableDef<Prediction> {
                 "upper end of the 80% interval of the return",
                 |p: &Prediction| Cell::opt(p.interval_high, |v| Cell::F64(v.0)),
             ),
-            date("UTC date of `made_at`", |p: &Prediction| p.made_at_ms),
-        ],
+        ]
+        .into_iter()
+        .chain(version_columns(|p: &Prediction| p.batch.as_ref()))
+        .chain([date("UTC date of `made_at`", |p: &Prediction| p.made_at_ms)])
+        .collect(),
         partition: DATE,
         select: |o| match o {
             Output::Prediction(p) => Some(p),
@@ -206,60 +240,67 @@ fn predictions() -> TableDef<Prediction> {
     }
 }
 
-fn scores() -> TableDef<Score> {
+fn scores() -> TableDef<Scored> {
     use Kind::*;
     TableDef {
         name: "scores",
         doc: "every prediction scored against its realised outcome, once",
         columns: vec![
-            Column::new("symbol", Utf8, "canonical BASE-QUOTE", |s: &Score| {
-                Cell::Str(&s.symbol)
+            Column::new("symbol", Utf8, "canonical BASE-QUOTE", |s: &Scored| {
+                Cell::Str(&s.score.symbol)
             }),
-            Column::new("model", Utf8, "model name", |s: &Score| Cell::Str(&s.model)),
-            Column::new("horizon_bars", Int32, "horizon in bars", |s: &Score| {
-                Cell::I32(s.horizon_bars as i32)
+            Column::new("model", Utf8, "model name", |s: &Scored| {
+                Cell::Str(&s.score.model)
+            }),
+            Column::new("horizon_bars", Int32, "horizon in bars", |s: &Scored| {
+                Cell::I32(s.score.horizon_bars as i32)
             }),
             Column::new(
                 "made_at",
                 Timestamp,
                 "when the prediction was made",
-                |s: &Score| Cell::Ms(s.made_at_ms),
+                |s: &Scored| Cell::Ms(s.score.made_at_ms),
             ),
             Column::new(
                 "target_at",
                 Timestamp,
                 "when its outcome became known",
-                |s: &Score| Cell::Ms(s.target_at_ms),
+                |s: &Scored| Cell::Ms(s.score.target_at_ms),
             ),
             Column::new(
                 "predicted_return",
                 Float64,
                 "what the model said",
-                |s: &Score| Cell::F64(s.predicted_return.0),
+                |s: &Scored| Cell::F64(s.score.predicted_return.0),
             ),
             Column::new(
                 "realized_return",
                 Float64,
                 "the realised log return",
-                |s: &Score| Cell::F64(s.realized_return.0),
+                |s: &Scored| Cell::F64(s.score.realized_return.0),
             ),
-            Column::new("error", Float64, "predicted − realised", |s: &Score| {
-                Cell::F64(s.error())
+            Column::new("error", Float64, "predicted − realised", |s: &Scored| {
+                Cell::F64(s.score.error())
             }),
             Column::new(
                 "hit",
                 Bool,
                 "the prediction had the outcome's sign",
-                |s: &Score| Cell::Bool(s.hit()),
+                |s: &Scored| Cell::Bool(s.score.hit()),
             ),
             Column::nullable(
                 "covered",
                 Bool,
                 "the outcome fell inside the 80% interval (null: no interval yet)",
-                |s: &Score| Cell::opt(s.covered, Cell::Bool),
+                |s: &Scored| Cell::opt(s.score.covered, Cell::Bool),
             ),
-            date("UTC date of `target_at`", |s: &Score| s.target_at_ms),
-        ],
+        ]
+        .into_iter()
+        .chain(version_columns(|s: &Scored| s.batch.as_ref()))
+        .chain([date("UTC date of `target_at`", |s: &Scored| {
+            s.score.target_at_ms
+        })])
+        .collect(),
         partition: DATE,
         select: |o| match o {
             Output::Score(s) => Some(s),
@@ -406,6 +447,8 @@ static CATALOG: LazyLock<Vec<Box<dyn Table>>> = LazyLock::new(|| {
         Box::new(scores()),
         Box::new(evaluations()),
         Box::new(rejects()),
+        Box::new(models()),
+        Box::new(job_runs()),
     ]
 });
 
@@ -494,7 +537,7 @@ mod tests {
             let batch = t.batch(&all).unwrap();
             assert_eq!(batch.schema(), t.schema());
             assert_eq!(batch.num_rows(), t.count(&all), "{}", t.name());
-            if t.name() != "rejects" && t.name() != "evaluations" {
+            if !["rejects", "evaluations", "models", "job_runs"].contains(&t.name()) {
                 assert!(batch.num_rows() > 0, "{} is empty", t.name());
             }
         }

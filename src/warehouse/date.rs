@@ -1,8 +1,9 @@
 //! UTC calendar days as the warehouse partitions by them and as people type
 //! them (`YYYY-MM-DD`): the day number is days since 1970-01-01, as in
-//! `dataflows::num::utc_day` and Delta's `date` type.
+//! `dataflows::num::utc_day` and Delta's `date` type. Also instants as
+//! RFC 3339 text (`2024-11-25T06:00:00Z`), for run ids and the jobs API.
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
 
@@ -30,6 +31,29 @@ pub fn parse_day(s: &str) -> Option<i32> {
     i32::try_from(date.signed_duration_since(EPOCH).num_days()).ok()
 }
 
+/// Formats an epoch-ms instant as RFC 3339 in UTC, seconds precision
+/// unless it has milliseconds.
+pub fn iso_ms(ms: u64) -> String {
+    match DateTime::<Utc>::from_timestamp_millis(ms as i64) {
+        Some(t) if ms % 1_000 == 0 => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => format!("{ms} ms"),
+    }
+}
+
+/// Parses an instant: RFC 3339 (`2024-11-25T06:00:00Z`), a date (its
+/// midnight, UTC) or epoch milliseconds.
+pub fn parse_instant(s: &str) -> Option<u64> {
+    if let Ok(ms) = s.parse::<u64>() {
+        return Some(ms);
+    }
+    if let Some(day) = parse_day(s) {
+        return u64::try_from(day).ok().map(|d| d * dataflows::num::DAY_MS);
+    }
+    let t = DateTime::parse_from_rfc3339(s).ok()?;
+    u64::try_from(t.timestamp_millis()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +77,21 @@ mod tests {
             assert_eq!(parse_day(bad), None, "{bad}");
         }
         assert_eq!(parse_day("2024-02-29"), Some(19_782));
+    }
+
+    #[test]
+    fn instants_round_trip() {
+        assert_eq!(iso_ms(1_732_514_400_000), "2024-11-25T06:00:00Z");
+        assert_eq!(iso_ms(1_732_514_400_123), "2024-11-25T06:00:00.123Z");
+        for ms in [0, 1_732_514_400_000, 1_732_514_400_123] {
+            assert_eq!(parse_instant(&iso_ms(ms)), Some(ms));
+        }
+        assert_eq!(parse_instant("2024-11-25"), Some(1_732_492_800_000));
+        assert_eq!(parse_instant("1732514400000"), Some(1_732_514_400_000));
+        assert_eq!(
+            parse_instant("2024-11-25T07:00:00+01:00"),
+            Some(1_732_514_400_000)
+        );
+        assert_eq!(parse_instant("soon"), None);
     }
 }

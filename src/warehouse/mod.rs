@@ -3,14 +3,17 @@
 //! Delta reader.
 //!
 //! Tables: `bars`, `features`, `predictions`, `scores`, `evaluations`,
-//! `rejects`, each defined once in [`catalog`] (see [`schema`] for how).
+//! `rejects`, `models`, `job_runs`, each defined once in [`catalog`] (see
+//! [`schema`] for how).
 //! Prices and returns are doubles (IEEE-754, what the models compute with);
 //! instants are `timestamp` (µs, UTC); `date` is the UTC date partition.
 //!
 //! The parts: [`schema`] and [`catalog`] (what the tables are), this module
-//! (opening them and committing epochs), [`read`] (listing, showing and
-//! scanning without a query engine), [`maintain`] (checkpoints, vacuum),
-//! [`compact`] (rewriting small files) and [`date`] (UTC day names).
+//! (opening them and committing epochs), [`side`] (the orchestrator's own
+//! appends, idempotent under their own `txn` app ids), [`read`] and
+//! [`columns`] (listing, showing, scanning and decoding rows without a
+//! query engine), [`maintain`] (checkpoints, vacuum), [`compact`]
+//! (rewriting small files) and [`date`] (UTC day names).
 //!
 //! Exactly once: the pipeline commits whole epochs — every complete delivery
 //! up to an event time T — with one Delta commit per table that also carries
@@ -55,11 +58,13 @@ use deltalake::DeltaTable;
 use tracing::warn;
 
 pub mod catalog;
+pub mod columns;
 pub mod compact;
 pub mod date;
 pub mod maintain;
 pub mod read;
 pub mod schema;
+pub mod side;
 
 pub use catalog::{table, tables};
 pub use maintain::checkpoint;
@@ -195,18 +200,7 @@ impl Warehouse {
             if table.version().is_none() {
                 return Err(Error::NoVersion { path });
             }
-            let version = table
-                .snapshot()
-                .map_err(|source| Error::Delta {
-                    table: name.to_string(),
-                    source: Box::new(source),
-                })?
-                .transaction_version(table.log_store().as_ref(), APP_ID)
-                .await
-                .map_err(|source| Error::Delta {
-                    table: name.to_string(),
-                    source: Box::new(source),
-                })?;
+            let version = txn_version(&table, name, APP_ID).await?;
             committed.insert(name, version.and_then(|v| u64::try_from(v).ok()));
             opened.insert(name, table);
         }
@@ -269,24 +263,7 @@ impl Warehouse {
             }
             let batch = def.batch(&due)?;
             let table = self.tables.get_mut(name).expect("every table is open");
-            let delta = |source| Error::Delta {
-                table: name.to_string(),
-                source: Box::new(source),
-            };
-            let txn = Transaction::new(APP_ID, epoch as i64);
-            let properties = CommitProperties::default()
-                .with_application_transaction(txn)
-                .with_create_checkpoint(false)
-                .with_cleanup_expired_logs(Some(false));
-            let committed = async {
-                let mut writer = RecordBatchWriter::for_table(table)
-                    .map_err(delta)?
-                    .with_commit_properties(properties);
-                writer.write(batch).await.map_err(delta)?;
-                writer.flush_and_commit(table).await.map_err(delta)
-            }
-            .await;
-            let version = match committed {
+            let version = match append(table, name, batch, APP_ID, epoch as i64).await {
                 Ok(v) => v,
                 Err(e) => {
                     self.stale.insert(name);
@@ -320,12 +297,7 @@ impl Warehouse {
         };
         let url = self.tables[name].table_url().clone();
         let fresh = DeltaTable::try_from_url(url).await.map_err(delta)?;
-        let version = fresh
-            .snapshot()
-            .map_err(delta)?
-            .transaction_version(fresh.log_store().as_ref(), APP_ID)
-            .await
-            .map_err(delta)?;
+        let version = txn_version(&fresh, name, APP_ID).await?;
         let committed = version.and_then(|v| u64::try_from(v).ok());
         if committed != self.committed(name) {
             warn!(
@@ -339,6 +311,50 @@ impl Warehouse {
         self.stale.remove(name);
         Ok(())
     }
+}
+
+/// The version of application transaction `app_id` recorded in `table`.
+pub(crate) async fn txn_version(
+    table: &DeltaTable,
+    name: &str,
+    app_id: &str,
+) -> Result<Option<i64>> {
+    let delta = |source| Error::Delta {
+        table: name.to_string(),
+        source: Box::new(source),
+    };
+    table
+        .snapshot()
+        .map_err(delta)?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(delta)
+}
+
+/// Appends `batch` to `table` in one Delta commit that also records the
+/// application transaction `txn(app_id, version)`; returns the new table
+/// version. The one write path of every table.
+pub(crate) async fn append(
+    table: &mut DeltaTable,
+    name: &str,
+    batch: deltalake::arrow::array::RecordBatch,
+    app_id: &str,
+    version: i64,
+) -> Result<u64> {
+    let delta = |source| Error::Delta {
+        table: name.to_string(),
+        source: Box::new(source),
+    };
+    let txn = Transaction::new(app_id, version);
+    let properties = CommitProperties::default()
+        .with_application_transaction(txn)
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false));
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(delta)?
+        .with_commit_properties(properties);
+    writer.write(batch).await.map_err(delta)?;
+    writer.flush_and_commit(table).await.map_err(delta)
 }
 
 /// Checkpoints `table` and reopens it from that checkpoint: the in-memory

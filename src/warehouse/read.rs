@@ -180,6 +180,46 @@ pub async fn scan(root: &Path, name: &str) -> Result<Scan> {
     Ok(scan)
 }
 
+/// The record batches of `name`'s active files whose `date` partition is
+/// within `days` (UTC day numbers; every file when None). Rows come in no
+/// particular order.
+pub async fn batches(
+    root: &Path,
+    name: &str,
+    days: Option<std::ops::RangeInclusive<i32>>,
+) -> Result<Vec<deltalake::arrow::array::RecordBatch>> {
+    let table = open(root, name).await?;
+    let mut out = Vec::new();
+    for f in local_files(&table).await? {
+        let day = partition_date(&f).and_then(|d| super::date::parse_day(&d));
+        if let (Some(range), Some(day)) = (&days, day) {
+            if !range.contains(&day) {
+                continue;
+            }
+        }
+        let file = std::fs::File::open(&f).map_err(|e| read_err(&f, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| read_err(&f, e))?;
+        for batch in reader {
+            out.push(batch.map_err(|e| read_err(&f, e))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The `date=YYYY-MM-DD` partition value in a data file's path.
+fn partition_date(path: &Path) -> Option<String> {
+    path.components()
+        .filter_map(|c| {
+            c.as_os_str()
+                .to_str()?
+                .strip_prefix("date=")
+                .map(str::to_string)
+        })
+        .next()
+}
+
 /// Filters of `tables show`.
 #[derive(Clone, Debug, Default)]
 pub struct ShowFilter {
@@ -197,7 +237,7 @@ pub async fn rows(root: &Path, name: &str, filter: &ShowFilter) -> Result<Vec<Ma
     let files = local_files(&table).await?;
     let mut out = Vec::new();
     for f in files {
-        let date = file_date(&f);
+        let date = partition_date(&f);
         if let (Some(since), Some(d)) = (&filter.since, &date) {
             if d < since {
                 continue;
@@ -234,45 +274,6 @@ pub async fn rows(root: &Path, name: &str, filter: &ShowFilter) -> Result<Vec<Ma
                     return Ok(out);
                 }
             }
-        }
-    }
-    Ok(out)
-}
-
-/// The `date` partition a data file is in (from its path).
-fn file_date(f: &Path) -> Option<String> {
-    f.components()
-        .filter_map(|c| {
-            c.as_os_str()
-                .to_str()?
-                .strip_prefix("date=")
-                .map(str::to_string)
-        })
-        .next()
-}
-
-/// The record batches of `name`'s active files in date partitions on or
-/// after `since` (YYYY-MM-DD; None: all), for callers that decode typed
-/// columns themselves (the HTTP history endpoints).
-pub async fn batches(
-    root: &Path,
-    name: &str,
-    since: Option<&str>,
-) -> Result<Vec<deltalake::arrow::record_batch::RecordBatch>> {
-    let table = open(root, name).await?;
-    let mut out = Vec::new();
-    for f in local_files(&table).await? {
-        if let (Some(since), Some(d)) = (since, file_date(&f)) {
-            if d.as_str() < since {
-                continue;
-            }
-        }
-        let file = std::fs::File::open(&f).map_err(|e| read_err(&f, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| read_err(&f, e))?;
-        for batch in reader {
-            out.push(batch.map_err(|e| read_err(&f, e))?);
         }
     }
     Ok(out)

@@ -70,10 +70,12 @@ impl Kind {
 }
 
 /// One value read from a row.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Cell<'a> {
     /// A string.
     Str(&'a str),
+    /// A string made for the cell (e.g. a JSON rendering of a field).
+    Text(String),
     /// A 32-bit integer.
     I32(i32),
     /// A 64-bit integer.
@@ -156,7 +158,8 @@ pub struct ColumnInfo {
 
 /// A table whose rows are the dataflow outputs `select` picks, one row per
 /// output inserted at a delivery (retractions are never written: the tables
-/// are logs).
+/// are logs). A table the orchestrator writes (`job_runs`) selects nothing
+/// from deliveries and is written with [`TableDef::batch_of`].
 pub struct TableDef<R: 'static> {
     /// Table name (its directory under the warehouse root).
     pub name: &'static str,
@@ -197,6 +200,17 @@ pub trait Table: Send + Sync {
 }
 
 impl<R: Send + Sync + 'static> TableDef<R> {
+    /// The record batch of `rows`, in order: how rows that do not come
+    /// from the dataflow (the orchestrator's) are written.
+    pub fn batch_of(&self, rows: &[&R]) -> Result<RecordBatch> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| self.array(c, rows))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.schema(), columns)?)
+    }
+
     fn rows<'d>(&self, deliveries: &[&'d Delivery]) -> Vec<&'d R> {
         deliveries
             .iter()
@@ -226,7 +240,9 @@ impl<R: Send + Sync + 'static> TableDef<R> {
             }};
         }
         Ok(match column.kind {
-            Kind::Utf8 => build!(StringBuilder::with_capacity(n, n * 8), Cell::Str(s) => s),
+            Kind::Utf8 => {
+                build!(StringBuilder::with_capacity(n, n * 8), Cell::Str(s) => s, Cell::Text(s) => s)
+            }
             Kind::Int32 => build!(Int32Builder::with_capacity(n), Cell::I32(v) => v),
             Kind::Int64 => build!(Int64Builder::with_capacity(n), Cell::I64(v) => v),
             Kind::Float64 => build!(Float64Builder::with_capacity(n), Cell::F64(v) => v),
@@ -274,12 +290,6 @@ impl<R: Send + Sync + 'static> Table for TableDef<R> {
     }
 
     fn batch(&self, deliveries: &[&Delivery]) -> Result<RecordBatch> {
-        let rows = self.rows(deliveries);
-        let columns = self
-            .columns
-            .iter()
-            .map(|c| self.array(c, &rows))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new(self.schema(), columns)?)
+        self.batch_of(&self.rows(deliveries))
     }
 }

@@ -15,9 +15,18 @@ from deltalake import DeltaTable
 
 
 
+# The orchestrator's run history records wall-clock times: never the same twice.
+WALL_CLOCK_TABLES = {"job_runs"}
+
+
 def tables(root):
-    """Every Delta table under a warehouse root (a directory with a _delta_log)."""
-    return sorted(d.name for d in Path(root).iterdir() if (d / "_delta_log").is_dir())
+    """Every Delta table under a warehouse root (a directory with a _delta_log),
+    except the wall-clock ones."""
+    return sorted(
+        d.name
+        for d in Path(root).iterdir()
+        if (d / "_delta_log").is_dir() and d.name not in WALL_CLOCK_TABLES
+    )
 
 
 def canon(row):

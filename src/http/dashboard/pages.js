@@ -362,14 +362,20 @@
     title: 'Jobs',
     async render(el) {
       this.el = el;
-      el.innerHTML = `<h1>Jobs</h1><div class="card"><h3>Scheduled</h3><table id="sched"></table></div>
+      el.innerHTML = `<h1>Jobs</h1><div class="card"><h3>Orchestrator (retrain, evaluate, promote, maintain)</h3><table id="orch"></table></div>
+        <div class="card" style="margin-top:1rem"><h3>Warehouse</h3><table id="sched"></table></div>
         <div class="card" style="margin-top:1rem"><h3>Epoch commit duration (ms)</h3><div id="lat" class="chart"></div></div>
         <h2>Recent runs</h2><div class="card"><table id="runs"></table></div>`;
       await this.reload();
       this.timer = setInterval(() => this.reload(), 2000);
     },
     async reload() {
-      const j = await api('/api/jobs');
+      const [j, o] = await Promise.all([api('/api/commits'), api('/api/jobs').catch(() => null)]);
+      this.el.querySelector('#orch').innerHTML = o === null
+        ? '<tbody><tr><td class="l muted">no orchestrator in this process</td></tr></tbody>'
+        : `<thead><tr><th class="l">job</th><th class="l">schedule</th><th class="l">state</th><th>runs</th><th>succeeded</th><th>failed</th><th class="l">detail</th><th class="l">last error</th></tr></thead><tbody>` +
+          o.map((s) => `<tr><td class="l">${esc(s.name)}</td><td class="l">${esc(s.schedule)}</td><td class="l${s.failing ? ' state-failed' : ''}">${esc(s.state)}${s.failing ? ' (failing)' : ''}</td>
+            <td>${s.runs}</td><td>${s.succeeded}</td><td>${s.failed}</td><td class="l">${esc(s.detail)}</td><td class="wrap">${esc((s.last && s.last.error) || '')}</td></tr>`).join('') + '</tbody>';
       this.el.querySelector('#sched').innerHTML = `<thead><tr><th class="l">job</th><th class="l">runs</th></tr></thead><tbody>` +
         j.scheduled.map((s) => `<tr><td class="l">${esc(s.job)}</td><td class="l">${esc(s.trigger)}</td></tr>`).join('') + '</tbody>';
       this.el.querySelector('#runs').innerHTML = `<thead><tr><th class="l">job</th><th class="l">state</th><th>attempt</th><th>started (UTC)</th><th>duration</th><th>epoch (UTC)</th><th>rows</th><th class="l">detail</th><th class="l">error</th></tr></thead><tbody>` +
@@ -400,7 +406,7 @@
       this.timer = setInterval(() => this.reload(), 2000);
     },
     async reload() {
-      const [q, h, j] = await Promise.all([api('/api/quality'), api('/api/health'), api('/api/jobs')]);
+      const [q, h, j] = await Promise.all([api('/api/quality'), api('/api/health'), api('/api/commits')]);
       const s = h.stats;
       const rejects = Object.values(s.rejects).reduce((a, b) => a + b, 0);
       const kpi = (k, v, attr) => `<div class="card kpi" ${attr || ''}><div class="v">${v}</div><div class="k">${k}</div></div>`;

@@ -1,14 +1,16 @@
-//! Reconnect delays: exponential from 250 ms up to a bound, each drawn in
-//! [½, 1] of its bound so many clients do not reconnect in step, reset once
-//! a connection works.
+//! Retry delays: exponential from a base (250 ms for reconnects) up to a
+//! bound, each drawn in [½, 1] of its bound so many clients do not retry in
+//! step, reset once an attempt works. The exchange connectors use it for
+//! reconnects, the orchestrator for job retries.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dataflows::sim::Rng;
 
-/// Jittered exponential reconnect delays.
+/// Jittered exponential retry delays.
 pub struct Backoff {
     attempt: u32,
+    base: Duration,
     max: Duration,
     rng: Rng,
 }
@@ -17,21 +19,28 @@ pub struct Backoff {
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 
 impl Backoff {
-    /// Delays up to `max`.
+    /// Reconnect delays from 250 ms up to `max`.
     pub fn new(max: Duration) -> Self {
+        Self::with_base(BACKOFF_BASE, max)
+    }
+
+    /// Delays from `base` up to `max`.
+    pub fn with_base(base: Duration, max: Duration) -> Self {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         Backoff {
             attempt: 0,
+            base,
             max,
             rng: Rng::new(seed),
         }
     }
 
-    /// The next delay: uniform in [½, 1] × min(max, 250 ms × 2^attempt).
+    /// The next delay: uniform in [½, 1] × min(max, base × 2^attempt).
     pub fn next_delay(&mut self) -> Duration {
-        let bound = BACKOFF_BASE
+        let bound = self
+            .base
             .saturating_mul(1u32 << self.attempt.min(16))
             .min(self.max);
         self.attempt += 1;

@@ -1,0 +1,336 @@
+//! The "Deploy" operator and its link to the orchestrator (see the module
+//! above for the time semantics).
+//!
+//! Only worker 0 holds capabilities; the others drop theirs at once. Worker
+//! 0 watches the times of all bars (exchanged to it as empty records): the
+//! first bar fixes the schedule (`T₁` is the first multiple of `every_ms`
+//! after it), a bar at or after the held `T` makes `T` due. Decisions wait
+//! in the [`DeployLink`] until their `T` is due, so whether one is applied
+//! depends only on the data, never on when it arrived.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::StreamVec;
+use timely::scheduling::SyncActivator;
+use tracing::{info, warn};
+
+use super::{Decision, Deployment, ModelRecord, ModelStatus};
+use crate::bars::Bar;
+use crate::source::Clock;
+
+/// How the Deploy operator is wired.
+#[derive(Clone)]
+pub struct DeploySetup {
+    /// Event time between scheduled retrains, ms (> 0).
+    pub every_ms: u64,
+    /// Live mode: the longest wall time (ms) data may wait at a scheduled
+    /// time for its decision; None (replays): wait as long as it takes.
+    pub stall_bound_ms: Option<u64>,
+    /// The wall clock, for the stall bound only.
+    pub clock: Clock,
+    /// Where decisions come from.
+    pub link: DeployLink,
+}
+
+/// What the dataflow is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// The scheduled time not decided yet.
+    pub scheduled_ms: u64,
+    /// Some bar at or after it exists, so its decision will be applied.
+    pub due: bool,
+    /// Live mode only: the stall bound passed and the hold follows the data;
+    /// a decision now is applied at this event time (or later).
+    pub released_at_ms: Option<u64>,
+}
+
+/// What became of a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The scheduled time it decided.
+    pub scheduled_ms: u64,
+    /// The event time it took effect at; None: the data ended before the
+    /// scheduled time, so it never did.
+    pub at_ms: Option<u64>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    activator: Option<SyncActivator>,
+    decisions: BTreeMap<u64, Decision>,
+    hold: Option<Hold>,
+    applied: Vec<Applied>,
+    finished: bool,
+}
+
+/// The channel between the orchestrator (any thread) and the Deploy
+/// operator on worker 0. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct DeployLink {
+    inner: Arc<Mutex<LinkState>>,
+}
+
+impl DeployLink {
+    /// A fresh link.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The scheduled time the dataflow waits for, if any.
+    pub fn hold(&self) -> Option<Hold> {
+        self.state().hold
+    }
+
+    /// True once the input has ended and nothing more will be scheduled.
+    pub fn finished(&self) -> bool {
+        self.state().finished
+    }
+
+    /// Hands over the decision for one scheduled time and wakes the operator.
+    pub fn decide(&self, decision: Decision) {
+        let mut s = self.state();
+        s.decisions.insert(decision.scheduled_ms, decision);
+        if let Some(a) = &s.activator {
+            // Fails only once the dataflow is gone; nothing waits then.
+            let _ = a.activate();
+        }
+    }
+
+    /// Decisions applied (or discarded) since the last call.
+    pub fn take_applied(&self) -> Vec<Applied> {
+        std::mem::take(&mut self.state().applied)
+    }
+}
+
+/// Per-worker-0 state of the schedule.
+struct Schedule {
+    every_ms: u64,
+    /// Earliest and latest bar times seen.
+    seen: Option<(u64, u64)>,
+    /// The held, undecided scheduled time (None before the first bar).
+    hold: Option<u64>,
+    /// Wall time (ms) the data first waited at the held time.
+    stalled_since: Option<u64>,
+    released: bool,
+    /// The version currently deployed per (kind, symbol, horizon).
+    current: BTreeMap<(String, String, u32), ModelRecord>,
+}
+
+impl Schedule {
+    fn after(&self, t: u64) -> u64 {
+        (t / self.every_ms + 1) * self.every_ms
+    }
+}
+
+/// The Deploy operator: returns the deployments (to be exchanged by symbol
+/// into the predictor) and the registry rows, each at the event time it
+/// takes effect.
+pub fn deployments<'s>(
+    bars: StreamVec<'s, u64, Bar>,
+    setup: DeploySetup,
+) -> (
+    StreamVec<'s, u64, Deployment>,
+    StreamVec<'s, u64, ModelRecord>,
+) {
+    let DeploySetup {
+        every_ms,
+        stall_bound_ms,
+        clock,
+        link,
+    } = setup;
+    let scope = bars.scope();
+    let units = bars.map(|_| ());
+    let mut builder = OperatorBuilder::new("Deploy".to_owned(), scope);
+    let info = builder.operator_info();
+    let mut input = builder.new_input(units, Exchange::new(|_: &()| 0));
+    let (deploy_out, deploy_stream) = builder.new_output::<Vec<Deployment>>();
+    let (records_out, records_stream) = builder.new_output::<Vec<ModelRecord>>();
+    let mut deploy_out = OutputBuilder::from(deploy_out);
+    let mut records_out = OutputBuilder::from(records_out);
+    let leader = scope.index() == 0 && every_ms > 0;
+    let activator = scope.activator_for(info.address.clone());
+    if leader {
+        let sync = scope.worker().sync_activator_for(info.address.to_vec());
+        link.state().activator = Some(sync);
+    }
+    builder.build(move |caps| {
+        let mut caps = leader.then_some(caps);
+        let mut sched = Schedule {
+            every_ms: every_ms.max(1),
+            seen: None,
+            hold: None,
+            stalled_since: None,
+            released: false,
+            current: BTreeMap::new(),
+        };
+        move |frontiers| {
+            let frontier = &frontiers[0];
+            input.for_each_stamp(|cap, data| {
+                data.for_each(|d| d.clear());
+                if let Some(&t) = cap.least() {
+                    let (lo, hi) = sched.seen.unwrap_or((t, t));
+                    sched.seen = Some((lo.min(t), hi.max(t)));
+                }
+            });
+            let Some(held) = caps.as_mut() else { return };
+            let done = frontier.is_empty();
+            if sched.hold.is_none() {
+                match sched.seen {
+                    Some((first, _)) if done || !frontier.less_equal(&first) => {
+                        let t1 = sched.after(first);
+                        for c in held.iter_mut() {
+                            c.downgrade(&t1);
+                        }
+                        sched.hold = Some(t1);
+                        info!(first_bar_ms = first, scheduled_ms = t1, "retrain schedule starts");
+                    }
+                    _ if done => {
+                        caps = None;
+                        link.state().finished = true;
+                        return;
+                    }
+                    _ => return,
+                }
+            }
+            while let Some(t) = sched.hold {
+                let due = sched.seen.is_some_and(|(_, last)| last >= t);
+                if !due && done {
+                    let mut s = link.state();
+                    if s.decisions.remove(&t).is_some() {
+                        s.applied.push(Applied {
+                            scheduled_ms: t,
+                            at_ms: None,
+                        });
+                    }
+                    s.hold = None;
+                    s.finished = true;
+                    drop(s);
+                    caps = None;
+                    return;
+                }
+                let decision = if due {
+                    link.state().decisions.remove(&t)
+                } else {
+                    None
+                };
+                let Some(decision) = decision else {
+                    // Not decided yet: live mode bounds the wait.
+                    if let Some(bound) = stall_bound_ms {
+                        if done || !frontier.less_equal(&t) {
+                            let now = clock();
+                            let since = *sched.stalled_since.get_or_insert(now);
+                            if !sched.released && now.saturating_sub(since) >= bound {
+                                sched.released = true;
+                                warn!(scheduled_ms = t, waited_ms = now - since, "no retrain decision within the stall bound; data moves on and the swap will happen later");
+                            }
+                            if !sched.released {
+                                let left = bound - now.saturating_sub(since);
+                                activator.activate_after(Duration::from_millis(left.max(1)));
+                            }
+                        }
+                        if sched.released {
+                            if let Some(&f) = frontier.frontier().first() {
+                                if f > *held[0].time() {
+                                    for c in held.iter_mut() {
+                                        c.downgrade(&f);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let at = *held[0].time();
+                    link.state().hold = Some(Hold {
+                        scheduled_ms: t,
+                        due,
+                        released_at_ms: sched.released.then_some(at),
+                    });
+                    return;
+                };
+                let at = *held[0].time();
+                let (deploys, records) = apply(&mut sched.current, decision, at);
+                deploy_out
+                    .activate()
+                    .session(&held[0])
+                    .give_iterator(deploys.into_iter());
+                records_out
+                    .activate()
+                    .session(&held[1])
+                    .give_iterator(records.into_iter());
+                if at != t {
+                    warn!(scheduled_ms = t, applied_ms = at, "retrain decision applied late");
+                }
+                link.state().applied.push(Applied {
+                    scheduled_ms: t,
+                    at_ms: Some(at),
+                });
+                let next = sched.after(at);
+                for c in held.iter_mut() {
+                    c.downgrade(&next);
+                }
+                sched.hold = Some(next);
+                sched.stalled_since = None;
+                sched.released = false;
+            }
+        }
+    });
+    (deploy_stream, records_stream)
+}
+
+/// Applies one decision at event time `at`: the deployments of its
+/// candidates and the registry rows (candidates, rejections, and the
+/// retirement of every version a candidate replaces).
+fn apply(
+    current: &mut BTreeMap<(String, String, u32), ModelRecord>,
+    decision: Decision,
+    at: u64,
+) -> (Vec<Deployment>, Vec<ModelRecord>) {
+    let mut deploys = Vec::new();
+    let mut records = Vec::new();
+    for r in decision.records {
+        let deployable = r.status == ModelStatus::Candidate
+            && r.model.as_ref().is_some_and(|m| m.check().is_ok());
+        if !deployable {
+            let reason = if r.status == ModelStatus::Candidate {
+                "the fitted model failed its check at deployment".to_string()
+            } else {
+                r.reason.clone()
+            };
+            records.push(ModelRecord {
+                deployed_at_ms: None,
+                ..r.with_status(ModelStatus::Rejected, at, reason)
+            });
+            continue;
+        }
+        let key = (r.kind.clone(), r.symbol.clone(), r.horizon_bars);
+        let new = ModelRecord {
+            deployed_at_ms: Some(at),
+            ..r.with_status(ModelStatus::Candidate, at, r.reason.clone())
+        };
+        if let Some(old) = current.insert(key, new.clone()) {
+            records.push(old.with_status(
+                ModelStatus::Retired,
+                at,
+                format!("replaced by {}", new.id),
+            ));
+        }
+        deploys.push(Deployment {
+            symbol: new.symbol.clone(),
+            horizon_bars: new.horizon_bars,
+            kind: new.kind.clone(),
+            version: new.version_ref(),
+            model: new.model.clone().expect("checked above"),
+        });
+        records.push(new);
+    }
+    (deploys, records)
+}
