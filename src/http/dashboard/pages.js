@@ -147,12 +147,12 @@
       this.symbol = arg || (syms[0] && syms[0].symbol);
       if (!this.symbol) { el.innerHTML = '<p class="empty">no symbols yet: waiting for ticks…</p>'; return; }
       this.horizon = null;
-      el.innerHTML = `<div class="toolbar"><h1 style="margin:0">${esc(this.symbol)}</h1>
+      el.innerHTML = `<div class="toolbar"><h1 class="flush">${esc(this.symbol)}</h1>
           <select id="sym">${syms.map((s) => `<option ${s.symbol === this.symbol ? 'selected' : ''}>${esc(s.symbol)}</option>`).join('')}</select>
           <label>horizon <select id="hz"></select></label><span class="muted" id="sy-meta"></span></div>
         <div class="card"><h3>Price (bar closes) with each horizon's champion prediction and its 80% band ahead</h3>
           <div id="price" class="chart"></div><table class="preds"><tbody id="preds"></tbody></table></div>
-        <div class="grid2" style="margin-top:1rem">
+        <div class="grid2 spaced">
           <div class="card"><h3>Realised vs predicted return of the champion (bp)</h3><div id="rvp" class="chart"></div></div>
           <div class="card"><h3>Rolling RMSE per model (last 50 scores, bp)</h3><div id="rmse" class="chart"></div></div>
           <div class="card"><h3>Rolling skill versus persistence per model</h3><div id="skill" class="chart"></div></div>
@@ -295,7 +295,7 @@
     async render(el) {
       this.el = el;
       this.sort = { key: 'skill', dir: -1 };
-      el.innerHTML = `<div class="toolbar"><h1 style="margin:0">Models</h1><label>symbol <select id="m-sym"></select></label>
+      el.innerHTML = `<div class="toolbar"><h1 class="flush">Models</h1><label>symbol <select id="m-sym"></select></label>
         <label>horizon <select id="m-hz"></select></label><label>metrics <select id="m-kind"><option value="rolling">rolling (last 15 min)</option><option value="day">last evaluated day</option></select></label></div>
         <div class="card"><div id="champ"></div><table id="board"></table></div>
         <h2>Daily evaluations</h2><div class="card"><table id="days"></table></div>`;
@@ -363,8 +363,8 @@
     async render(el) {
       this.el = el;
       el.innerHTML = `<h1>Jobs</h1><div class="card"><h3>Orchestrator (retrain, evaluate, promote, maintain)</h3><table id="orch"></table></div>
-        <div class="card" style="margin-top:1rem"><h3>Warehouse</h3><table id="sched"></table></div>
-        <div class="card" style="margin-top:1rem"><h3>Epoch commit duration (ms)</h3><div id="lat" class="chart"></div></div>
+        <div class="card spaced"><h3>Warehouse</h3><table id="sched"></table></div>
+        <div class="card spaced"><h3>Epoch commit duration (ms)</h3><div id="lat" class="chart"></div></div>
         <h2>Recent runs</h2><div class="card"><table id="runs"></table></div>`;
       await this.reload();
       this.timer = setInterval(() => this.reload(), 2000);
@@ -415,7 +415,7 @@
         kpi('records read', h.checks.ticks_read.toLocaleString(), `data-ticks-read="${h.checks.ticks_read}"`) +
         kpi('ticks in closed bars', s.ticks.toLocaleString()) +
         kpi('rejected', rejects.toLocaleString(), `data-rejects="${rejects}"`) +
-        kpi('bars (filled)', `${s.bars.toLocaleString()} <span class="muted" style="font-size:.9rem">(${s.bars_filled.toLocaleString()})</span>`) +
+        kpi('bars (filled)', `${s.bars.toLocaleString()} <span class="muted small">(${s.bars_filled.toLocaleString()})</span>`) +
         kpi('last tick', `${age(h.checks.last_tick_age_ms)} ago`) +
         kpi('event time', s.event_time_ms ? utc(s.event_time_ms, false) : '–') +
         kpi('commits ok / failed', `${h.checks.commits_ok} / ${h.checks.commits_failed}`);
