@@ -298,9 +298,18 @@ fn schemathesis_finds_no_contract_violation_or_server_error() {
         .unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(cryptoflow::http::serve(listener, state, async {
-        let _ = rx.await;
-    }));
+    // No rate limit here: schemathesis should reach the handlers (429 is
+    // documented on every /api route and tested in tests/access.rs).
+    let access = cryptoflow::http::guard::Access {
+        rate_limit: None,
+        ..Default::default()
+    };
+    let server = rt.spawn(async move {
+        cryptoflow::http::serve_with(listener, state, &access, async {
+            let _ = rx.await;
+        })
+        .await
+    });
     let st = common::python().with_file_name("schemathesis");
     let out = std::process::Command::new(&st)
         .args(["run", &format!("http://{addr}/api/openapi.json")])

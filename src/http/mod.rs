@@ -156,7 +156,7 @@ struct ApiDoc;
 
 /// The router and the OpenAPI document describing it.
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let parts = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::health))
         .routes(routes!(api::predictions))
         .routes(routes!(api::predictions_for))
@@ -173,7 +173,44 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi_json))
         .routes(routes!(assets::index))
         .routes(routes!(assets::file))
-        .split_for_parts()
+        .split_for_parts();
+    let (router, mut doc) = parts;
+    document_rate_limit(&mut doc);
+    (router, doc)
+}
+
+/// Every `/api/*` operation may also answer 429: the per-client rate limit
+/// of [`guard`] sits in front of all of them.
+fn document_rate_limit(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Ref;
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+    let limited = ResponseBuilder::new()
+        .description("rate limited: too many requests from this client; see `Retry-After`")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry("429".into())
+                .or_insert_with(|| limited.clone().into());
+        }
+    }
 }
 
 /// The OpenAPI document of this server.
