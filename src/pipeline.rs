@@ -729,9 +729,11 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         }
         Ok(summary)
     })?;
+    // Timely's guards panic on drop when a communication thread died (a
+    // peer went away): name the first panic, as for a worker's.
     let results = joiner
         .join()
-        .map_err(|_| Error::Timely("a worker thread panicked".into()))?;
+        .map_err(|_| worker_failure("a worker thread panicked".into()))?;
     for r in results {
         r.map_err(worker_failure)?.map_err(Error::Timely)?;
     }
