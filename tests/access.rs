@@ -358,6 +358,7 @@ fn a_non_loopback_listener_without_a_token_warns_and_no_secret_reaches_the_logs(
     let (_broker, brokers, topic) = common::broker_with_topic(&dir, 1);
     let port = cryptoflow::broker::free_port().unwrap();
     let (password, token) = ("hunter2-kafka-password", "0123456789abcdef-admin-token");
+    let log_path = dir.join("run.log");
     let run = |admin: Option<&str>| {
         let mut c = common::run_cmd(&brokers, &topic, "1", &dir.join("wh"));
         c.args(["--http", &format!("0.0.0.0:{port}")])
@@ -365,7 +366,9 @@ fn a_non_loopback_listener_without_a_token_warns_and_no_secret_reaches_the_logs(
             .args(["--kafka-opt", &format!("sasl.password={password}")])
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            // A file, not a pipe: debug logging would fill a pipe nobody
+            // reads until the end and block the process.
+            .stderr(std::fs::File::create(&log_path).unwrap());
         match admin {
             Some(t) => c.env("CRYPTOFLOW_ADMIN_TOKEN", t),
             None => c.env_remove("CRYPTOFLOW_ADMIN_TOKEN"),
@@ -381,14 +384,9 @@ fn a_non_loopback_listener_without_a_token_warns_and_no_secret_reaches_the_logs(
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
-        let mut log = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "{log}");
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(status.success(), "{log}");
         assert!(up.is_some(), "no health on {addr}:\n{log}");
         log
     };
