@@ -169,6 +169,10 @@ fn ticks_through_a_real_broker_to_http_and_delta() {
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let t: serde_json::Value = serde_json::from_str(line).unwrap();
         let name = t["name"].as_str().unwrap();
+        if name == "job_runs" {
+            // The orchestrator's wall-clock history: tests/retrain.rs checks it.
+            continue;
+        }
         assert_eq!(t["rows"], counts[name], "{name}: {t}");
         if t["rows"].as_u64().unwrap() > 0 {
             assert!(

@@ -123,7 +123,8 @@ fn compaction_keeps_every_row_and_epoch_with_fewer_files() {
         .trim(),
     )
     .unwrap();
-    for name in catalog::names() {
+    // job_runs holds wall-clock times; the Python checker leaves it out.
+    for name in catalog::names().into_iter().filter(|n| *n != "job_runs") {
         let (r, t) = (report(name), &py[name]);
         assert_eq!(t["files_a"], r["files_before"], "{name}: {t} {r}");
         assert_eq!(t["files_b"], r["files_after"], "{name}: {t} {r}");

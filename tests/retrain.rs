@@ -243,7 +243,7 @@ fn a_failing_job_is_retried_with_backoff_ends_failed_and_the_pipeline_keeps_serv
     let (broker, brokers, topic) = common::broker_with_topic(&dir, 2);
     produce(&brokers, &topic, &ticks(3, 14 * HOUR), &dir);
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
-    let token = "test-token-1234";
+    let token = "test-token-12345678";
     let log = dir.join("run.log");
     let mut c = common::run_cmd(&brokers, &topic, "2", &dir.join("wh"));
     c.args([
@@ -255,6 +255,10 @@ fn a_failing_job_is_retried_with_backoff_ends_failed_and_the_pipeline_keeps_serv
         "1,5",
         "--commit-interval-ms",
         "200",
+        // The history is produced up front: no tick arrives after it, which
+        // must not turn /api/health (read below) to "degraded".
+        "--stale-after-ms",
+        "600000",
         "--retrain-every-min",
         "240",
         "--job-attempts",

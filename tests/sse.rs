@@ -37,9 +37,18 @@ fn server(config: StreamConfig) -> Server {
         .unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    rt.spawn(cryptoflow::http::serve(listener, view.clone(), async {
-        let _ = rx.await;
-    }));
+    // No per-client rate limit: a hundred clients come from one address.
+    let access = cryptoflow::http::guard::Access {
+        rate_limit: None,
+        ..Default::default()
+    };
+    let state = view.clone();
+    rt.spawn(async move {
+        cryptoflow::http::serve_with(listener, state, &access, async {
+            let _ = rx.await;
+        })
+        .await
+    });
     Server {
         addr,
         view,

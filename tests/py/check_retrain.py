@@ -95,10 +95,15 @@ def same(a, b, names):
 
 
 def models(a, b, upto):
+    # What was decided by the cut: versions trained at or before it, in the
+    # statuses they had by then. A later status of an early version (retired
+    # by a newer one, promoted on a later day's evaluation) depends on data
+    # after the cut, so it may differ.
     def by_version(root):
         out = defaultdict(list)
         for r in rows(root, "models"):
-            out[r["version"] <= upto].append(canon(r))
+            decided = r["version"] <= upto and r["status_at"].timestamp() * 1000 <= upto
+            out[decided].append(canon(r))
         return {k: sorted(v) for k, v in out.items()}
 
     ma, mb = by_version(a), by_version(b)

@@ -57,11 +57,14 @@ fn serve(view: Arc<LiveView>) -> (String, tokio::runtime::Runtime) {
         .block_on(cryptoflow::http::bind("127.0.0.1:0".parse().unwrap()))
         .unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    rt.spawn(cryptoflow::http::serve(
-        listener,
-        view,
-        std::future::pending(),
-    ));
+    // No per-client rate limit: the bench's clients share one address.
+    let access = cryptoflow::http::guard::Access {
+        rate_limit: None,
+        ..Default::default()
+    };
+    rt.spawn(async move {
+        cryptoflow::http::serve_with(listener, view, &access, std::future::pending()).await
+    });
     (addr, rt)
 }
 
