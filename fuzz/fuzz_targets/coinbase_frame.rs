@@ -1,49 +1,15 @@
-//! The Coinbase frame parser on arbitrary text: never panics, and each trade
-//! it reads, checked and encoded as the connector does
-//! (`encode_checked`), is either sent (and then decodes to the same
-//! trade) or refused with the pipeline's reason.
+//! The Coinbase frame parser on arbitrary text (see `frames.rs` for what is
+//! checked).
 #![no_main]
 
+#[path = "frames.rs"]
+mod frames;
+
 use cryptoflow::ingest::coinbase::Coinbase;
-use cryptoflow::ingest::{Frame, WsVenue};
-use dataflows::tick::{decode, encode_checked, DecimalWireTick, Position, ValidationLimits};
 use libfuzzer_sys::fuzz_target;
 
-const LIMITS: ValidationLimits = ValidationLimits {
-    now_ms: 1_800_000_000_000,
-    max_future_ms: 60_000,
-};
-
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
     let venue =
         Coinbase::new("wss://fuzz.invalid", &["BTC-USD".to_string()]).expect("valid symbols");
-    let Ok(Frame::Trades(trades)) = venue.parse(text) else {
-        return;
-    };
-    for t in trades.into_iter().flatten() {
-        let (price, size, id) = (
-            t.price.to_string(),
-            t.size.to_string(),
-            t.trade_id.to_string(),
-        );
-        let tick = DecimalWireTick {
-            symbol: &t.symbol,
-            exchange: venue.exchange(),
-            ts: t.ts_ms,
-            price: &price,
-            size: &size,
-            side: t.side,
-            trade_id: Some(&id),
-        };
-        if let Ok(json) = encode_checked(&tick, LIMITS) {
-            let back = decode(&json, Position::default(), LIMITS).expect("sent ticks decode");
-            assert_eq!(
-                (back.symbol.as_str(), back.ts_ms, back.side),
-                (t.symbol.as_str(), t.ts_ms, t.side)
-            );
-        }
-    }
+    frames::check(&venue, data);
 });
