@@ -174,7 +174,7 @@ fn tick(ts_ms: u64, price: f64, id: &str) -> Tick {
         ts_ms,
         price: F64(price),
         size: F64(0.5),
-        side: if id.len() % 2 == 0 {
+        side: if id.len().is_multiple_of(2) {
             Side::Buy
         } else {
             Side::Sell

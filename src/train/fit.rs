@@ -187,7 +187,7 @@ fn fit_inner(kind: Kind, ex: &Examples, config: &TrainConfig) -> Result<FitOutco
     let fit_idx: Vec<usize> = fit_idx.into_iter().step_by(stride.max(1)).collect();
 
     let (y_mean, y_std) = mean_std(fit_idx.iter().map(|&i| ex.y[i]));
-    if !(y_std.is_finite() && y_std > 0.0) || !y_mean.is_finite() {
+    if !(y_std.is_finite() && y_std > 0.0 && y_mean.is_finite()) {
         return Err(format!(
             "constant target: every realised return in the fitted part is {y_mean}"
         ));
@@ -265,8 +265,10 @@ fn fit_inner(kind: Kind, ex: &Examples, config: &TrainConfig) -> Result<FitOutco
             Link::Direction { .. } => f.direction_prob.unwrap_or(f64::NAN),
         };
         let theirs = own[r];
-        if !((mine - theirs).abs() <= 1e-9 * (1.0 + theirs.abs().max(mine.abs()) / y_std.min(1.0)))
-        {
+        // Written so that a NaN on either side disagrees.
+        let tolerance = 1e-9 * (1.0 + theirs.abs().max(mine.abs()) / y_std.min(1.0));
+        let agrees = (mine - theirs).abs() <= tolerance;
+        if !agrees {
             return Err(format!(
                 "{}: the linear form disagrees with the fitted model ({mine} vs {theirs})",
                 kind.name()

@@ -35,7 +35,7 @@ pub fn parse_day(s: &str) -> Option<i32> {
 /// unless it has milliseconds.
 pub fn iso_ms(ms: u64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms as i64) {
-        Some(t) if ms % 1_000 == 0 => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+        Some(t) if ms.is_multiple_of(1_000) => t.to_rfc3339_opts(SecondsFormat::Secs, true),
         Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
         None => format!("{ms} ms"),
     }
