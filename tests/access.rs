@@ -2,7 +2,7 @@
 //! and over a real socket: 413 for a large body, 431 for large headers,
 //! 429 with `Retry-After` per client, CORS closed unless allowed, the
 //! dashboard's CSP admitting exactly its own inline blocks, the admin
-//! token (401/403) on a state-changing route, every real route read-only,
+//! token (401, or 404 when none is configured) on a state-changing route, every real route read-only,
 //! and a run on a non-loopback address without a token warning about it
 //! while no secret reaches its logs.
 
@@ -286,9 +286,9 @@ async fn every_route_is_read_only_and_state_changes_need_the_admin_token() {
     }
     let (resp, _, text) = send(route(Some(token)), call(Some(format!("Bearer {token}")))).await;
     assert_eq!((resp.status(), text.as_str()), (StatusCode::OK, "started"));
-    // No token configured: nothing can authorise it.
+    // No token configured: nothing can authorise it, and it is absent.
     let (resp, json, _) = send(route(None), call(Some(format!("Bearer {token}")))).await;
-    assert_error(resp.status(), &json, StatusCode::FORBIDDEN);
+    assert_error(resp.status(), &json, StatusCode::NOT_FOUND);
 }
 
 /// One raw HTTP/1.1 GET over a real socket: (status, head).
@@ -404,4 +404,25 @@ fn a_non_loopback_listener_without_a_token_warns_and_no_secret_reaches_the_logs(
             "the option's key is logged: {log}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_manual_job_run_is_absent_without_a_configured_token() {
+    let req = || {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/jobs/retrain/run")
+            .header(header::AUTHORIZATION, "Bearer 0123456789abcdef-guess")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (resp, json, _) = send(app_with(Arc::new(LiveView::new()), &access()), req()).await;
+    assert_error(resp.status(), &json, StatusCode::NOT_FOUND);
+    // With a token configured the route is there, and a wrong one is a 401.
+    let guarded = Access {
+        admin_token: Some(AdminToken::new("0123456789abcdef-admin").unwrap()),
+        ..access()
+    };
+    let (resp, json, _) = send(app_with(Arc::new(LiveView::new()), &guarded), req()).await;
+    assert_error(resp.status(), &json, StatusCode::UNAUTHORIZED);
 }

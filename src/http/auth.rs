@@ -2,8 +2,8 @@
 //!
 //! The HTTP server is read-only by default. A state-changing route is
 //! wrapped in [`require_admin`]: without a token configured (`--admin-token`
-//! or `CRYPTOFLOW_ADMIN_TOKEN`) it answers 403 (nothing could authorise
-//! it); with one, a request must carry `Authorization: Bearer <token>` or
+//! or `CRYPTOFLOW_ADMIN_TOKEN`) the endpoint is absent — 404, with a
+//! message saying how to enable it (nothing could authorise it); with one, a request must carry `Authorization: Bearer <token>` or
 //! gets 401 with `WWW-Authenticate: Bearer` and the usual JSON error body.
 //!
 //! The comparison is constant-time: both sides are hashed (SHA-256, so the
@@ -77,9 +77,9 @@ pub async fn require_admin(
 ) -> Response {
     let Some(token) = token else {
         return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "state-changing endpoints are disabled: start the server with --admin-token \
-             (or CRYPTOFLOW_ADMIN_TOKEN)",
+            StatusCode::NOT_FOUND,
+            "no such endpoint here: state-changing endpoints are disabled; start the \
+             server with --admin-token (or CRYPTOFLOW_ADMIN_TOKEN) to enable them",
         )
         .into_response();
     };
