@@ -450,24 +450,39 @@ async fn route(
 /// `run` only an opaque payload for a worker that panicked.
 static FIRST_PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Keeps the first panic message (then prints it as before).
+/// Keeps the first panic message, then prints it as before, except a lost
+/// peer's: that is an expected cluster failure, not a bug, so it gets one
+/// line and no backtrace (resolving a backtrace of this binary can take
+/// many seconds on a busy machine, during which the process still holds
+/// its workers and the launcher waits for it).
 fn record_panics() {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let _ = FIRST_PANIC.set(info.to_string().replace('\n', " "));
-            previous(info);
+            let message = info.to_string().replace('\n', " ");
+            let _ = FIRST_PANIC.set(message.clone());
+            if is_peer_lost(&message) {
+                let thread = std::thread::current();
+                eprintln!("{}: {message}", thread.name().unwrap_or("unnamed"));
+            } else {
+                previous(info);
+            }
         }));
     });
 }
 
-/// A worker that panicked: timely's networking panics (and poisons the
-/// queues the workers read) when a peer process goes away, which is a
-/// cluster failure to name as such; anything else is reported as it is.
+/// Timely's networking panics (and poisons the queues the workers read)
+/// when a peer process goes away.
+fn is_peer_lost(panic: &str) -> bool {
+    panic.contains("timely communication error") || panic.contains("MergeQueue poisoned")
+}
+
+/// A worker that panicked: a lost peer is a cluster failure to name as
+/// such; anything else is reported as it is.
 fn worker_failure(payload: String) -> Error {
     let panic = FIRST_PANIC.get().cloned().unwrap_or(payload);
-    if panic.contains("timely communication error") || panic.contains("MergeQueue poisoned") {
+    if is_peer_lost(&panic) {
         Error::PeerLost(panic)
     } else {
         Error::Timely(panic)
