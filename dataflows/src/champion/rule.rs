@@ -1,6 +1,9 @@
 //! The champion rule, as plain functions of model names and their window
 //! sums: nothing here knows any model but the baseline, `persistence`, so
-//! models registered later are judged exactly like the built-in ones.
+//! models registered later are judged exactly like the built-in ones. That
+//! includes the batch models ([`crate::deploy`]): a slot (`batch_*`) is one
+//! model here, its scores summed by name across the versions that filled
+//! it, as an online model's are across its updates.
 //!
 //! **Window.** A series is judged at the end of each UTC day on a trailing
 //! window of whole days ending with that day: the fewest most recent days

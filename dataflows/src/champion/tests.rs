@@ -214,3 +214,26 @@ fn day_rows_match_direct_formulas() {
     assert!(rows.iter().find(|e| e.model == PERSISTENCE).unwrap().winner);
     assert!(matches!(out.last(), Some(Judged::Champion(c)) if c.model == PERSISTENCE && c.since_ms == 0));
 }
+
+/// Batch models (slots named `batch_*`, whatever version fills them) are
+/// judged by the same rule as the online ones: promoted on a significant
+/// win, held against noise, demoted when they lose or stop scoring.
+#[test]
+fn batch_models_are_judged_like_any_other_model() {
+    let cfg = ChampionConfig::default();
+    let zero = |_: f64, _: &mut Rng| 0.0;
+    let good = |x: f64, _: &mut Rng| 0.3 * x;
+    let bad = |x: f64, _: &mut Rng| -0.3 * x;
+    let noise = |_: f64, r: &mut Rng| 2e-4 * r.normal();
+    let w = sums(5, 20_000, 5, &[(PERSISTENCE, &zero), ("batch_ridge", &good), ("rls", &noise)]);
+    let d = decide(&w, PERSISTENCE, &always, 7, 5, &cfg);
+    assert_eq!(d.champion, "batch_ridge", "{}", d.reason);
+    assert!(d.reason.contains("batch_ridge replaces persistence"), "{}", d.reason);
+    let w = sums(1, 3_000, 6, &[(PERSISTENCE, &zero), ("batch_ridge", &bad), ("rls", &good)]);
+    let d = decide(&w, "batch_ridge", &always, 7, 1, &cfg);
+    assert_eq!(d.champion, "rls", "{}", d.reason);
+    assert!(d.reason.starts_with("batch_ridge demoted: skill -"), "{}", d.reason);
+    let w = sums(1, 3_000, 7, &[(PERSISTENCE, &zero), ("batch_ridge", &good)]);
+    let d = decide(&w, "batch_ridge", &|m: &str| m != "batch_ridge", 7, 1, &cfg);
+    assert_eq!(d.champion, PERSISTENCE, "{}", d.reason);
+}
