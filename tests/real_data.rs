@@ -57,7 +57,10 @@ fn replay_and_check(name: &str, files: &[(&str, usize)], bar_ms: u64, extra: &[&
     let data = realdata();
     let dir = common::temp_dir(&format!("cryptoflow-real-{name}"));
     let (_broker, brokers, topic) = common::broker_with_topic(&dir, 4);
-    let paths: Vec<PathBuf> = files.iter().map(|(f, rows)| tail(&data.join(f), *rows, &dir)).collect();
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|(f, rows)| tail(&data.join(f), *rows, &dir))
+        .collect();
     let out = Command::new(common::BIN)
         .args(["replay", "--brokers", &brokers, "--topic", &topic])
         .args(&paths)
@@ -66,7 +69,10 @@ fn replay_and_check(name: &str, files: &[(&str, usize)], bar_ms: u64, extra: &[&
     common::assert_ok(&out, "replay");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows: u64 = files.iter().map(|(_, r)| *r as u64).sum();
-    assert!(summary["rows"].as_u64().unwrap() >= rows * 99 / 100, "{summary}");
+    assert!(
+        summary["rows"].as_u64().unwrap() >= rows * 99 / 100,
+        "{summary}"
+    );
 
     let warehouse = dir.join("data");
     let out = common::run_cmd(&brokers, &topic, "2", &warehouse)
@@ -77,7 +83,10 @@ fn replay_and_check(name: &str, files: &[(&str, usize)], bar_ms: u64, extra: &[&
         .output()
         .unwrap();
     common::assert_ok(&out, "run --until-end");
-    eprintln!("{name}: run summary {}", String::from_utf8_lossy(&out.stdout).trim());
+    eprintln!(
+        "{name}: run summary {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     std::fs::write(dir.join("run.log"), &out.stderr).unwrap();
     let report = common::run_python("check_real_skill.py", &[warehouse.to_str().unwrap()]);
     eprintln!("{name}: {report}");

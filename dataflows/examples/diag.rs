@@ -17,7 +17,10 @@ fn bars(regime: Regime, hours: u64, bar_ms: u64) -> BTreeMap<String, Vec<Bar>> {
         let (_, e) = bar_bounds(t.ts_ms, bar_ms);
         groups.entry((t.symbol.clone(), e)).or_default().push(t);
     }
-    let bc = BarConfig { interval_ms: bar_ms, max_fill: 300 };
+    let bc = BarConfig {
+        interval_ms: bar_ms,
+        max_fill: 300,
+    };
     let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
     let mut last: BTreeMap<String, (u64, dataflows::num::F64)> = BTreeMap::new();
     for ((s, e), mut ticks) in groups {
@@ -33,7 +36,11 @@ fn bars(regime: Regime, hours: u64, bar_ms: u64) -> BTreeMap<String, Vec<Bar>> {
 
 fn main() {
     let bar_ms = 10_000;
-    for (name, regime) in [("rw", Regime::RandomWalk), ("default", Regime::Switching), ("momentum", Regime::Momentum)] {
+    for (name, regime) in [
+        ("rw", Regime::RandomWalk),
+        ("default", Regime::Switching),
+        ("momentum", Regime::Momentum),
+    ] {
         let all = bars(regime, 26, bar_ms);
         let params = ModelParams::default();
         let names = params.names();
@@ -47,7 +54,8 @@ fn main() {
             for bars in all.values() {
                 let mut fs = FeatureState::new();
                 let mut models = params.instantiate(h);
-                let mut pend: VecDeque<(usize, dataflows::features::Features, Vec<f64>)> = VecDeque::new();
+                let mut pend: VecDeque<(usize, dataflows::features::Features, Vec<f64>)> =
+                    VecDeque::new();
                 let closes: Vec<f64> = bars.iter().map(|b| b.close.0).collect();
                 for (i, b) in bars.iter().enumerate() {
                     let x = fs.update(b);
@@ -58,7 +66,9 @@ fn main() {
                         sse0 += y * y;
                         for (m, model) in models.iter_mut().enumerate() {
                             sse[m] += (preds[m] - y).powi(2);
-                            if model.learn(&px, y) { resets[m] += 1; }
+                            if model.learn(&px, y) {
+                                resets[m] += 1;
+                            }
                         }
                     }
                     let Some(x) = x else { continue };
@@ -68,8 +78,12 @@ fn main() {
                     for (m, model) in models.iter_mut().enumerate() {
                         model.observe(&x);
                         let f = model.predict(&x).ret;
-                        if f.abs() > bound { clamp[m] += 1; }
-                        if f.abs() > vol { big[m] += 1; }
+                        if f.abs() > bound {
+                            clamp[m] += 1;
+                        }
+                        if f.abs() > vol {
+                            big[m] += 1;
+                        }
                         preds.push(f.clamp(-bound, bound));
                     }
                     pend.push_back((i, x, preds));

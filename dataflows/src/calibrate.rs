@@ -63,8 +63,8 @@ impl Calibrator {
     /// features `x`.
     pub fn issue(&self, raw: f64, x: &Features) -> Issued {
         let raw = if raw.is_finite() { raw } else { 0.0 };
-        let bound = (MAX_MOVE_VOLS * x.rvol120.max(x.rvol30) * f64::from(self.h.max(1)).sqrt())
-            .max(1e-6);
+        let bound =
+            (MAX_MOVE_VOLS * x.rvol120.max(x.rvol30) * f64::from(self.h.max(1)).sqrt()).max(1e-6);
         let ret = (self.shrink.factor() * raw).clamp(-bound, bound);
         let interval = self
             .interval

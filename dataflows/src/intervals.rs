@@ -142,7 +142,13 @@ impl AdaptiveInterval {
     /// A scored prediction: the served forecast, the interval it was given
     /// (if any), the outcome and the scale at forecast time. Returns
     /// whether the outcome was inside the interval (None: there was none).
-    pub fn observe(&mut self, forecast: f64, interval: Option<(f64, f64)>, y: f64, scale: f64) -> Option<bool> {
+    pub fn observe(
+        &mut self,
+        forecast: f64,
+        interval: Option<(f64, f64)>,
+        y: f64,
+        scale: f64,
+    ) -> Option<bool> {
         if scale > 0.0 {
             self.residuals.push((y - forecast) / scale);
         }
@@ -175,7 +181,10 @@ mod tests {
                 let pos = q * (n - 1) as f64;
                 let (k, f) = (pos.floor() as usize, pos - pos.floor());
                 let want = last[k] + f * (last[(k + 1).min(n - 1)] - last[k]);
-                assert!((r.quantile(q).unwrap() - want).abs() < 1e-12, "step {i} q {q}");
+                assert!(
+                    (r.quantile(q).unwrap() - want).abs() < 1e-12,
+                    "step {i} q {q}"
+                );
             }
         }
         assert!(Residuals::new(5).quantile(0.5).is_none());

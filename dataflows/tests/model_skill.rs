@@ -147,7 +147,12 @@ fn on_a_random_walk_learned_models_tend_to_zero_skill_and_never_win() {
         if model == "persistence" {
             continue;
         }
-        assert!(skill(a) >= -0.05, "{model} h={h}: skill {:.4} over {} scores", skill(a), a.n);
+        assert!(
+            skill(a) >= -0.05,
+            "{model} h={h}: skill {:.4} over {} scores",
+            skill(a),
+            a.n
+        );
     }
     // Champions, in every evaluation and every champion row ever emitted.
     let mut evaluated_days = 0;

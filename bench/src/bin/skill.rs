@@ -143,7 +143,10 @@ fn report(dataset: &str, bar_ms: u64, deliveries: &[Delivery], seconds: f64) {
                 .or_default()
                 .add(p, y, s.covered);
             if champion_at(&s.symbol, s.horizon_bars, s.made_at_ms) == s.model {
-                served.entry(s.horizon_bars).or_default().add(p, y, s.covered);
+                served
+                    .entry(s.horizon_bars)
+                    .or_default()
+                    .add(p, y, s.covered);
                 *served_by
                     .entry(s.horizon_bars)
                     .or_default()
@@ -202,9 +205,14 @@ pub fn csv_ticks(path: &Path, max_rows: usize) -> Result<(Vec<(String, Vec<u8>)>
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     let (symbol, interval) = name_hints(path).context("no symbol and interval in the file name")?;
     let mut lines = text.lines();
-    let header = OhlcvHeader::parse(lines.next().context("empty file")?).map_err(anyhow::Error::msg)?;
+    let header =
+        OhlcvHeader::parse(lines.next().context("empty file")?).map_err(anyhow::Error::msg)?;
     let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
-    let skip = if max_rows > 0 { rows.len().saturating_sub(max_rows) } else { 0 };
+    let skip = if max_rows > 0 {
+        rows.len().saturating_sub(max_rows)
+    } else {
+        0
+    };
     let limits = ValidationLimits {
         now_ms: u64::MAX / 4,
         max_future_ms: 60_000,
@@ -236,7 +244,9 @@ fn main() -> Result<()> {
     let dir = args.realdata.clone().unwrap_or_else(|| {
         std::env::var_os("CRYPTOFLOW_CACHE")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cryptoflow"))
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cryptoflow")
+            })
             .join("realdata")
     });
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -245,14 +255,20 @@ fn main() -> Result<()> {
             .filter(|p| p.extension().is_some_and(|e| e == "csv"))
             .collect(),
         Err(_) if args.only.is_none() => {
-            eprintln!("no real data under {} (scripts/fetch-real-data.sh)", dir.display());
+            eprintln!(
+                "no real data under {} (scripts/fetch-real-data.sh)",
+                dir.display()
+            );
             Vec::new()
         }
         Err(e) => bail!("{}: {e}", dir.display()),
     };
     files.sort();
     for path in files {
-        let name = format!("real:{}", path.file_stem().and_then(|s| s.to_str()).unwrap_or("?"));
+        let name = format!(
+            "real:{}",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("?")
+        );
         if !wanted(&name) {
             continue;
         }

@@ -203,7 +203,8 @@ impl SeriesState {
     /// Drops the oldest days while the rest still spans the configured days
     /// and holds the configured persistence scores (or exceeds the cap).
     fn trim(&mut self, day: i32, config: &ChampionConfig) {
-        let base_n = |w: &(i32, BTreeMap<String, DayStats>)| w.1.get(PERSISTENCE).map_or(0, |s| s.n);
+        let base_n =
+            |w: &(i32, BTreeMap<String, DayStats>)| w.1.get(PERSISTENCE).map_or(0, |s| s.n);
         let mut held: i64 = self.window.iter().map(base_n).sum();
         while self.window.len() > 1 {
             let oldest = &self.window[0];
@@ -228,10 +229,9 @@ fn day_row(model: &str, s: &DayStats, decision: &Decision) -> Evaluation {
     let reason = if winner {
         decision.reason.clone()
     } else {
-        decision
-            .figures
-            .get(model)
-            .map_or(String::new(), |f| format!("window: {} scores, skill {:.4}, z {:.2}", f.n, f.skill, f.z))
+        decision.figures.get(model).map_or(String::new(), |f| {
+            format!("window: {} scores, skill {:.4}, z {:.2}", f.n, f.skill, f.z)
+        })
     };
     Evaluation {
         model: model.to_string(),
@@ -255,7 +255,10 @@ pub struct Verdicts<'s> {
 }
 
 /// The daily evaluation of `scores` (each with the time it was produced).
-pub fn evaluations<'s>(scores: StreamVec<'s, u64, (Score, u64)>, config: ChampionConfig) -> Verdicts<'s> {
+pub fn evaluations<'s>(
+    scores: StreamVec<'s, u64, (Score, u64)>,
+    config: ChampionConfig,
+) -> Verdicts<'s> {
     let judged = scores.unary_frontier(
         Exchange::new(|(s, _): &(Score, u64)| stable_hash(&s.symbol)),
         "DailyEvaluation",
@@ -284,8 +287,12 @@ pub fn evaluations<'s>(scores: StreamVec<'s, u64, (Score, u64)>, config: Champio
                     let day = utc_day(*entry.key());
                     let mut scores = entry.remove();
                     scores.sort_by(|a, b| {
-                        (&a.symbol, a.horizon_bars, &a.model, a.made_at_ms)
-                            .cmp(&(&b.symbol, b.horizon_bars, &b.model, b.made_at_ms))
+                        (&a.symbol, a.horizon_bars, &a.model, a.made_at_ms).cmp(&(
+                            &b.symbol,
+                            b.horizon_bars,
+                            &b.model,
+                            b.made_at_ms,
+                        ))
                     });
                     for s in &scores {
                         series

@@ -109,7 +109,13 @@ pub fn dm(s: &DayStats, h: u32) -> Dm {
     let hf = f64::from(h.max(1));
     let skill = skill_of(s);
     if n < 2 {
-        return Dm { n, skill, mean: 0.0, se: f64::INFINITY, z: 0.0 };
+        return Dm {
+            n,
+            skill,
+            mean: 0.0,
+            se: f64::INFINITY,
+            z: 0.0,
+        };
     }
     let mean = s.d_sum as f64 / nf;
     let gamma0 = s.d_sq as f64 / nf - mean * mean;
@@ -124,8 +130,18 @@ pub fn dm(s: &DayStats, h: u32) -> Dm {
     } else {
         f64::INFINITY
     };
-    let z = if se.is_finite() && se > 0.0 { -mean / se } else { 0.0 };
-    Dm { n, skill, mean, se, z }
+    let z = if se.is_finite() && se > 0.0 {
+        -mean / se
+    } else {
+        0.0
+    };
+    Dm {
+        n,
+        skill,
+        mean,
+        se,
+        z,
+    }
 }
 
 /// The standard normal quantile Φ⁻¹(p) (Acklam's rational approximation,
@@ -224,7 +240,10 @@ pub fn decide(
     if base_n < config.min_samples {
         return done(
             PERSISTENCE,
-            format!("thin data: {win} < {} needed; the baseline stays", config.min_samples),
+            format!(
+                "thin data: {win} < {} needed; the baseline stays",
+                config.min_samples
+            ),
         );
     }
     let challengers: Vec<(&String, &Dm)> = figures
@@ -278,22 +297,34 @@ pub fn decide(
         ),
         None => done(
             PERSISTENCE,
-            format!("{why}persistence: no model significantly better ({}; {win}; {test})", best_text()),
+            format!(
+                "{why}persistence: no model significantly better ({}; {win}; {test})",
+                best_text()
+            ),
         ),
     };
     if incumbent == PERSISTENCE {
         return take_over(PERSISTENCE, String::new());
     }
     let Some(inc) = figures.get(incumbent).copied() else {
-        return take_over(incumbent, format!("{incumbent} demoted: no scores in the window; "));
+        return take_over(
+            incumbent,
+            format!("{incumbent} demoted: no scores in the window; "),
+        );
     };
     if !scored_today(incumbent) {
-        return take_over(incumbent, format!("{incumbent} demoted: no scores on the day; "));
+        return take_over(
+            incumbent,
+            format!("{incumbent} demoted: no scores on the day; "),
+        );
     }
     if inc.skill < 0.0 {
         return take_over(
             incumbent,
-            format!("{incumbent} demoted: skill {:.4} < 0 vs persistence over the {win}; ", inc.skill),
+            format!(
+                "{incumbent} demoted: skill {:.4} < 0 vs persistence over the {win}; ",
+                inc.skill
+            ),
         );
     }
     // Challengers significantly better than persistence and, by the
@@ -307,7 +338,11 @@ pub fn decide(
         })
         .filter(|(_, _, z)| *z >= crit)
         .collect();
-    beats.sort_by(|a, b| b.1.skill.total_cmp(&a.1.skill).then_with(|| simplicity(&a.0).cmp(&simplicity(&b.0))));
+    beats.sort_by(|a, b| {
+        b.1.skill
+            .total_cmp(&a.1.skill)
+            .then_with(|| simplicity(&a.0).cmp(&simplicity(&b.0)))
+    });
     match beats.first() {
         Some((m, d, z)) => done(
             m,

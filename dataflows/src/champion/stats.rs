@@ -161,7 +161,10 @@ mod tests {
         let d = loss_difference(&score(0.002, 0.001)) as f64 / LOSS_SCALE;
         assert!((d - (0.001f64.powi(2) - 0.001f64.powi(2))).abs() < 1e-13);
         let d = loss_difference(&score(0.003, -0.001)) as f64 / LOSS_SCALE;
-        assert!((d - (0.004f64.powi(2) - 0.001f64.powi(2))).abs() < 1e-13, "{d}");
+        assert!(
+            (d - (0.004f64.powi(2) - 0.001f64.powi(2))).abs() < 1e-13,
+            "{d}"
+        );
         // Absurd values saturate instead of overflowing.
         assert_eq!(loss_difference(&score(1e9, 0.0)), MAX_LOSS_UNITS);
     }

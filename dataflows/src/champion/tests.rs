@@ -58,7 +58,11 @@ fn normal_quantiles() {
         (0.01, -2.326_347_874),
         (1e-6, -4.753_424_309),
     ] {
-        assert!((normal_quantile(p) - z).abs() < 1e-8, "{p}: {}", normal_quantile(p));
+        assert!(
+            (normal_quantile(p) - z).abs() < 1e-8,
+            "{p}: {}",
+            normal_quantile(p)
+        );
     }
 }
 
@@ -83,17 +87,29 @@ fn dm_variance_matches_a_direct_newey_west() {
             acc.add(&DayStats::of(&s, d, lags.push(s.made_at_ms, 1_000, h, d)));
         }
         let mean = ds.iter().sum::<f64>() / n as f64;
-        let gamma = |k: usize| (k..n).map(|t| (ds[t] - mean) * (ds[t - k] - mean)).sum::<f64>() / n as f64;
+        let gamma = |k: usize| {
+            (k..n)
+                .map(|t| (ds[t] - mean) * (ds[t - k] - mean))
+                .sum::<f64>()
+                / n as f64
+        };
         let hf = f64::from(h);
         let lrv = gamma(0)
-            + 2.0 * (1..h as usize).map(|k| (1.0 - k as f64 / hf) * gamma(k)).sum::<f64>();
+            + 2.0
+                * (1..h as usize)
+                    .map(|k| (1.0 - k as f64 / hf) * gamma(k))
+                    .sum::<f64>();
         let hln = ((n as f64 + 1.0 - 2.0 * hf + hf * (hf - 1.0) / n as f64) / n as f64).sqrt();
         let want_se = (lrv / n as f64).sqrt() / hln;
         let got = dm(&acc, h);
         assert_eq!(got.n, n as i64);
         let sum = ds.iter().sum::<f64>();
         assert!((got.mean * n as f64 - sum).abs() <= 1e-9 * sum.abs().max(1.0));
-        assert!((got.se / want_se - 1.0).abs() < 0.01, "h {h}: se {} vs {want_se}", got.se);
+        assert!(
+            (got.se / want_se - 1.0).abs() < 0.01,
+            "h {h}: se {} vs {want_se}",
+            got.se
+        );
         // Ignoring the overlap would understate the error by about √h.
         if h > 1 {
             let naive = (gamma(0) / n as f64).sqrt();
@@ -112,14 +128,27 @@ fn a_significant_challenger_replaces_persistence_and_noise_does_not() {
     let good = |x: f64, _: &mut Rng| 0.3 * x;
     let noise = |_: f64, r: &mut Rng| 2e-4 * r.normal();
     let zero = |_: f64, _: &mut Rng| 0.0;
-    let w = sums(5, 20_000, 1, &[(PERSISTENCE, &zero), ("good", &good), ("noise", &noise)]);
+    let w = sums(
+        5,
+        20_000,
+        1,
+        &[(PERSISTENCE, &zero), ("good", &good), ("noise", &noise)],
+    );
     let d = decide(&w, PERSISTENCE, &always, 7, 5, &cfg);
     assert_eq!(d.champion, "good", "{}", d.reason);
-    assert!(d.reason.contains("good replaces persistence") && d.reason.contains("z*"), "{}", d.reason);
+    assert!(
+        d.reason.contains("good replaces persistence") && d.reason.contains("z*"),
+        "{}",
+        d.reason
+    );
     let w = sums(5, 20_000, 2, &[(PERSISTENCE, &zero), ("noise", &noise)]);
     let d = decide(&w, PERSISTENCE, &always, 7, 5, &cfg);
     assert_eq!(d.champion, PERSISTENCE, "{}", d.reason);
-    assert!(d.reason.contains("no model significantly better"), "{}", d.reason);
+    assert!(
+        d.reason.contains("no model significantly better"),
+        "{}",
+        d.reason
+    );
     // Too few scores: the baseline, whatever the figures.
     let w = sums(5, 100, 1, &[(PERSISTENCE, &zero), ("good", &good)]);
     let d = decide(&w, PERSISTENCE, &always, 7, 5, &cfg);
@@ -134,13 +163,27 @@ fn a_champion_holds_against_noise_and_is_demoted_when_it_loses() {
     let good = |x: f64, _: &mut Rng| 0.3 * x;
     let slightly_better = |x: f64, _: &mut Rng| 0.32 * x;
     let bad = |x: f64, _: &mut Rng| -0.3 * x;
-    let w = sums(1, 3_000, 3, &[(PERSISTENCE, &zero), ("good", &good), ("tweak", &slightly_better)]);
+    let w = sums(
+        1,
+        3_000,
+        3,
+        &[
+            (PERSISTENCE, &zero),
+            ("good", &good),
+            ("tweak", &slightly_better),
+        ],
+    );
     let d = decide(&w, "good", &always, 7, 1, &cfg);
     assert_eq!(d.champion, "good", "{}", d.reason);
     assert!(d.reason.starts_with("good holds"), "{}", d.reason);
     // The incumbent now loses to persistence: demoted, and the significant
     // challenger takes over in the same evaluation.
-    let w = sums(1, 3_000, 3, &[(PERSISTENCE, &zero), ("bad", &bad), ("good", &good)]);
+    let w = sums(
+        1,
+        3_000,
+        3,
+        &[(PERSISTENCE, &zero), ("bad", &bad), ("good", &good)],
+    );
     let d = decide(&w, "bad", &always, 7, 1, &cfg);
     assert_eq!(d.champion, "good", "{}", d.reason);
     assert!(d.reason.starts_with("bad demoted: skill -"), "{}", d.reason);
@@ -153,7 +196,12 @@ fn a_champion_holds_against_noise_and_is_demoted_when_it_loses() {
     assert_eq!(d.champion, PERSISTENCE, "{}", d.reason);
     // A much better challenger does replace a weak incumbent.
     let weak = |x: f64, _: &mut Rng| 0.05 * x;
-    let w = sums(1, 20_000, 4, &[(PERSISTENCE, &zero), ("weak", &weak), ("good", &good)]);
+    let w = sums(
+        1,
+        20_000,
+        4,
+        &[(PERSISTENCE, &zero), ("weak", &weak), ("good", &good)],
+    );
     let d = decide(&w, "weak", &always, 7, 1, &cfg);
     assert_eq!(d.champion, "good", "{}", d.reason);
     assert!(d.reason.contains("good replaces weak"), "{}", d.reason);
@@ -212,7 +260,9 @@ fn day_rows_match_direct_formulas() {
     // Five scores are thin data: the baseline is the one winner.
     assert_eq!(rows.iter().filter(|e| e.winner).count(), 1);
     assert!(rows.iter().find(|e| e.model == PERSISTENCE).unwrap().winner);
-    assert!(matches!(out.last(), Some(Judged::Champion(c)) if c.model == PERSISTENCE && c.since_ms == 0));
+    assert!(
+        matches!(out.last(), Some(Judged::Champion(c)) if c.model == PERSISTENCE && c.since_ms == 0)
+    );
 }
 
 /// Batch models (slots named `batch_*`, whatever version fills them) are
@@ -225,14 +275,36 @@ fn batch_models_are_judged_like_any_other_model() {
     let good = |x: f64, _: &mut Rng| 0.3 * x;
     let bad = |x: f64, _: &mut Rng| -0.3 * x;
     let noise = |_: f64, r: &mut Rng| 2e-4 * r.normal();
-    let w = sums(5, 20_000, 5, &[(PERSISTENCE, &zero), ("batch_ridge", &good), ("rls", &noise)]);
+    let w = sums(
+        5,
+        20_000,
+        5,
+        &[
+            (PERSISTENCE, &zero),
+            ("batch_ridge", &good),
+            ("rls", &noise),
+        ],
+    );
     let d = decide(&w, PERSISTENCE, &always, 7, 5, &cfg);
     assert_eq!(d.champion, "batch_ridge", "{}", d.reason);
-    assert!(d.reason.contains("batch_ridge replaces persistence"), "{}", d.reason);
-    let w = sums(1, 3_000, 6, &[(PERSISTENCE, &zero), ("batch_ridge", &bad), ("rls", &good)]);
+    assert!(
+        d.reason.contains("batch_ridge replaces persistence"),
+        "{}",
+        d.reason
+    );
+    let w = sums(
+        1,
+        3_000,
+        6,
+        &[(PERSISTENCE, &zero), ("batch_ridge", &bad), ("rls", &good)],
+    );
     let d = decide(&w, "batch_ridge", &always, 7, 1, &cfg);
     assert_eq!(d.champion, "rls", "{}", d.reason);
-    assert!(d.reason.starts_with("batch_ridge demoted: skill -"), "{}", d.reason);
+    assert!(
+        d.reason.starts_with("batch_ridge demoted: skill -"),
+        "{}",
+        d.reason
+    );
     let w = sums(1, 3_000, 7, &[(PERSISTENCE, &zero), ("batch_ridge", &good)]);
     let d = decide(&w, "batch_ridge", &|m: &str| m != "batch_ridge", 7, 1, &cfg);
     assert_eq!(d.champion, PERSISTENCE, "{}", d.reason);

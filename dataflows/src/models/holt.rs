@@ -112,7 +112,11 @@ mod tests {
         for _ in 0..500 {
             m.observe(&x);
         }
-        assert!((m.predict(&x).ret - 0.005).abs() < 1e-9, "{:?}", m.predict(&x));
+        assert!(
+            (m.predict(&x).ret - 0.005).abs() < 1e-9,
+            "{:?}",
+            m.predict(&x)
+        );
         // Damped, the trend the model settles on is the one the recursion's
         // fixed point gives, and it is extrapolated φ + … + φ⁵ bars, not 5.
         let (a, b, phi) = (0.5, 0.2, 0.9);
@@ -126,6 +130,10 @@ mod tests {
         let g = (1.0 - a) * (0.001 - phi * t) / a;
         let reach: f64 = (1..=5).map(|k| phi.powi(k)).sum();
         let want = reach * t - g;
-        assert!((m.predict(&x).ret - want).abs() < 1e-9, "{} vs {want}", m.predict(&x).ret);
+        assert!(
+            (m.predict(&x).ret - want).abs() < 1e-9,
+            "{} vs {want}",
+            m.predict(&x).ret
+        );
     }
 }

@@ -61,7 +61,8 @@ impl OnlineModel for Rls {
         Forecast::point(self.est.predict(&x.vector()) * horizon_scale(x, self.h))
     }
     fn learn(&mut self, x: &Features, y: f64) -> bool {
-        self.est.learn(&x.vector(), winsor(y / horizon_scale(x, self.h)))
+        self.est
+            .learn(&x.vector(), winsor(y / horizon_scale(x, self.h)))
     }
 }
 
