@@ -14,15 +14,13 @@ fn score(model: &str, h: u32, t: u64, p: f64, y: f64, covered: Option<bool>) -> 
     }
 }
 
+/// A forecast rule: the forecast from the signal x.
+type Rule<'a> = &'a dyn Fn(f64, &mut Rng) -> f64;
+
 /// Window sums of `models` (name, forecast rule from the signal x) on one
 /// seeded path of overlapping h-bar outcomes, where 30% of each bar's move
 /// is predictable from that bar's x.
-fn sums(
-    h: u32,
-    n: usize,
-    seed: u64,
-    models: &[(&str, &dyn Fn(f64, &mut Rng) -> f64)],
-) -> BTreeMap<String, DayStats> {
+fn sums(h: u32, n: usize, seed: u64, models: &[(&str, Rule<'_>)]) -> BTreeMap<String, DayStats> {
     let mut rng = Rng::new(seed);
     let steps: Vec<(f64, f64)> = (0..n + h as usize)
         .map(|_| {

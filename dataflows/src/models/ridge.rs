@@ -92,8 +92,8 @@ impl<const D: usize> Ridge<D> {
         for i in 0..D {
             for j in 0..=i {
                 let mut s = self.a[i][j] + if i == j { self.mu } else { 0.0 };
-                for k in 0..j {
-                    s -= l[i][k] * l[j][k];
+                for (a, b) in l[i][..j].iter().zip(&l[j][..j]) {
+                    s -= a * b;
                 }
                 if i == j {
                     if !s.is_finite() || s <= 0.0 {
