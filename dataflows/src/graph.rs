@@ -24,8 +24,8 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::bars::{bars, Bar, BarConfig};
 use crate::champion::{
-    best_predictions, champions, daily_sums, evaluations, Champion, ChampionConfig, DayEvaluation,
-    SeriesKey,
+    best_predictions, champions, evaluations, Champion, ChampionConfig, DayEvaluation, SeriesKey,
+    Verdicts,
 };
 use crate::deploy::{deployments, DeploySetup, ModelRecord};
 use crate::predict::{predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Scored};
@@ -129,12 +129,12 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         scores,
         features,
     } = predictor(bars.clone(), deploys, predict);
-    let evals = evaluations(
-        daily_sums(scores.clone().map(|(s, t)| (s.score, t))),
-        champion,
-    );
+    let Verdicts {
+        evaluations: evals,
+        decisions,
+    } = evaluations(scores.clone().map(|(s, t)| (s.score, t)), champion);
     let series = current.clone().map(|p| (p.symbol, p.horizon_bars));
-    let champs = champions(evals.clone(), series);
+    let champs = champions(decisions, series);
     let best = best_predictions(current.clone(), champs.clone());
 
     // Every output as a change (output, time, diff). Logs carry the time of

@@ -9,6 +9,7 @@
 //! gives the same output on any number of workers.
 
 pub mod bars;
+pub mod calibrate;
 pub mod champion;
 pub mod deploy;
 pub mod features;

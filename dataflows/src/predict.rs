@@ -17,9 +17,11 @@
 //! input as deployments, each in a slot per configured batch-model name.
 //! Deployments at a time are applied before the bars at that time, so a
 //! version deployed at T makes the prediction at the bar closing at T and
-//! after; an empty slot makes no prediction. Batch models are predicted and
-//! scored exactly like the online ones (they only never learn), and every
-//! prediction and score of one names the version that made it.
+//! after; an empty slot makes no prediction. Batch models are predicted,
+//! calibrated ([`crate::calibrate`]: shrunk by their own record, bounded,
+//! given intervals) and scored exactly like the online ones (they only
+//! never learn), and every prediction and score of one names the version
+//! that made it.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -33,9 +35,9 @@ use timely::dataflow::StreamVec;
 use tracing::warn;
 
 use crate::bars::Bar;
+use crate::calibrate::{Calibrator, Issued};
 use crate::deploy::{BatchModel, Deployment, ModelVersion};
 use crate::features::{FeatureState, Features, FEATURES, FEATURE_COUNT};
-use crate::intervals::{Residuals, INTERVAL_COVERAGE, MIN_RESIDUALS, RESIDUAL_WINDOW};
 use crate::models::{ModelParams, OnlineModel};
 use crate::num::{stable_hash, F64};
 
@@ -62,8 +64,9 @@ pub struct Prediction {
     pub predicted_price: F64,
     /// Probability that the return is positive (models that have one).
     pub direction_prob: Option<F64>,
-    /// Lower end of the 80% prediction interval of the return (conformal:
-    /// this model's recent residual quantiles on this series), once known.
+    /// Lower end of the 80% prediction interval of the return (adaptive
+    /// conformal on this model's recent scaled residuals on this series,
+    /// [`crate::intervals`]), once known.
     pub interval_low: Option<F64>,
     /// Upper end of the 80% prediction interval of the return.
     pub interval_high: Option<F64>,
@@ -182,8 +185,7 @@ impl Default for PredictConfig {
 /// One model's prediction awaiting its outcome.
 #[derive(Clone)]
 struct Made {
-    ret: f64,
-    interval: Option<(f64, f64)>,
+    issued: Issued,
     batch: Option<ModelVersion>,
 }
 
@@ -195,22 +197,21 @@ struct Pending {
     preds: Vec<Option<Made>>,
 }
 
-/// Largest forecast, in volatilities of the horizon (√h · realised vol).
-pub const MAX_MOVE_VOLS: f64 = 10.0;
-
 struct HorizonState {
     h: u32,
     models: Vec<Box<dyn OnlineModel>>,
     /// One slot per configured batch-model name.
     batch: Vec<(&'static str, Option<BatchModel>)>,
-    /// Per slot: online models, then batch slots (as in `current`).
-    residuals: Vec<Residuals>,
+    /// Per slot (online models, then batch slots, as in `current`): what
+    /// its raw forecasts become when served.
+    calibrators: Vec<Calibrator>,
     pending: VecDeque<Pending>,
     current: Vec<Option<Prediction>>,
 }
 
 /// Everything the predictor keeps for one symbol: features, and per horizon
-/// the models, their residual windows and the predictions awaiting outcomes.
+/// the models, their calibration (shrinkage, intervals) and the predictions
+/// awaiting outcomes.
 pub struct SymbolState {
     features: FeatureState,
     horizons: Vec<HorizonState>,
@@ -231,7 +232,7 @@ impl SymbolState {
                         h,
                         models,
                         batch: config.batch_models.iter().map(|k| (*k, None)).collect(),
-                        residuals: vec![Residuals::new(RESIDUAL_WINDOW); n],
+                        calibrators: vec![Calibrator::new(h); n],
                         pending: VecDeque::new(),
                         current: vec![None; n],
                     }
@@ -275,15 +276,10 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
             let y = (close / p.base).ln();
             let online = hs.models.len();
             for (m, made) in p.preds.into_iter().enumerate() {
-                let Some(Made {
-                    ret: pred,
-                    interval,
-                    batch,
-                }) = made
-                else {
+                let Some(Made { issued, batch }) = made else {
                     continue;
                 };
-                hs.residuals[m].push(y - pred);
+                let covered = hs.calibrators[m].settle(&issued, &p.x, y);
                 let name = match hs.models.get(m) {
                     Some(model) => model.name(),
                     None => hs.batch[m - online].0,
@@ -295,9 +291,9 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
                         model: name.to_string(),
                         made_at_ms: p.made_at,
                         target_at_ms: bar.end_ms,
-                        predicted_return: F64(pred),
+                        predicted_return: F64(issued.ret),
                         realized_return: F64(y),
-                        covered: interval.map(|(lo, hi)| lo <= y && y <= hi),
+                        covered,
                     },
                     batch,
                 });
@@ -328,21 +324,11 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
             };
             model.observe(&x);
             let f = model.predict(&x);
-            // A forecast beyond 10 volatilities of the horizon is a model
-            // out of its depth (e.g. just after a reset): cap it.
-            let bound =
-                (MAX_MOVE_VOLS * x.rvol120.max(x.rvol30) * f64::from(hs.h).sqrt()).max(1e-6);
-            let r = if f.ret.is_finite() {
-                f.ret.clamp(-bound, bound)
-            } else {
-                0.0
-            };
-            let interval = hs.residuals[m]
-                .interval(INTERVAL_COVERAGE, MIN_RESIDUALS)
-                .map(|(lo, hi)| (r + lo, r + hi));
+            // Served: shrunk by the model's own record, bounded, with an interval.
+            let issued = hs.calibrators[m].issue(f.ret, &x);
+            let (r, interval) = (issued.ret, issued.interval);
             preds.push(Some(Made {
-                ret: r,
-                interval,
+                issued,
                 batch: batch.clone(),
             }));
             let pred = Prediction {
@@ -374,8 +360,12 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
     }
 }
 
-/// Puts a deployed batch model version into its slot of `state` (the
-/// slot's residual window starts afresh: a new version, new errors).
+/// Puts a deployed batch model version into its slot of `state`. The
+/// slot's calibration (shrinkage record and interval) carries over from
+/// the version it replaces: a slot is one forecaster whose parameters
+/// change at schedule points, as an online model's change every bar, and a
+/// slot retrained every hour would otherwise never hold the few hundred
+/// outcomes its shrinkage needs to serve anything.
 pub fn deploy(state: &mut SymbolState, d: &Deployment) -> Result<(), String> {
     let hs = state
         .horizons
@@ -390,8 +380,6 @@ pub fn deploy(state: &mut SymbolState, d: &Deployment) -> Result<(), String> {
     let name = hs.batch[slot].0;
     let model = BatchModel::new(name, d.version.clone(), d.model.clone())?;
     hs.batch[slot].1 = Some(model);
-    let online = hs.models.len();
-    hs.residuals[online + slot] = Residuals::new(RESIDUAL_WINDOW);
     Ok(())
 }
 

@@ -1,5 +1,12 @@
-//! The baselines every learned model must beat: persistence (the price stays
-//! where it is: zero return) and drift (an EWMA of realised horizon returns).
+//! The baselines: persistence (the price stays where it is: zero return),
+//! the one every model must beat to be champion, and drift (an EWMA of
+//! realised horizon returns).
+//!
+//! Drift averages realised h-bar returns, which overlap by h − 1 bars: its
+//! smoothing factor is α/h, so its memory holds the same number of
+//! independent outcomes (1/α) at every horizon. With α per observation
+//! (the old rule) the h = 15 average rested on about one independent
+//! outcome and its skill was −0.32.
 
 use super::{Forecast, OnlineModel};
 use crate::features::Features;
@@ -28,10 +35,11 @@ pub struct EwmaDrift {
 }
 
 impl EwmaDrift {
-    /// A drift model with smoothing factor `alpha` in (0, 1].
-    pub fn new(alpha: f64) -> Self {
+    /// A drift model for horizon `h` bars with smoothing factor `alpha` in
+    /// (0, 1] per independent outcome (α/h per observation).
+    pub fn new(alpha: f64, h: u32) -> Self {
         EwmaDrift {
-            alpha: alpha.clamp(1e-6, 1.0),
+            alpha: alpha.clamp(1e-6, 1.0) / f64::from(h.max(1)),
             mean: 0.0,
         }
     }
@@ -59,7 +67,7 @@ mod tests {
 
     #[test]
     fn drift_tracks_the_mean() {
-        let mut m = EwmaDrift::new(0.5);
+        let mut m = EwmaDrift::new(0.5, 1);
         let x = Features::default();
         m.learn(&x, 1.0);
         assert_eq!(m.predict(&x).ret, 0.5);

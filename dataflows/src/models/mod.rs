@@ -4,19 +4,37 @@
 //! Every model is a small struct behind [`OnlineModel`]; one instance per
 //! (symbol, horizon), a few hundred bytes each (measured by the model
 //! benchmark). A model never returns a non-finite prediction: one that
-//! diverges resets itself to its prior and the caller logs it.
+//! diverges resets itself to its prior and the caller logs it (none of the
+//! models here can diverge on finite inputs any more: see [`ridge`]).
+//!
+//! What a model returns is its *raw* forecast. What is served (written,
+//! scored, champion-eligible) is that forecast after the shrinkage by the
+//! model's own out-of-sample record ([`shrink`]) and the bound, applied to
+//! every model alike by [`crate::calibrate`]; a model never sees a
+//! realised return before its horizon has passed.
 
 mod baselines;
 mod holt;
 mod logistic;
+pub mod ridge;
 mod rls;
+pub mod shrink;
 
 pub use baselines::{EwmaDrift, Persistence};
 pub use holt::Holt;
 pub use logistic::Logistic;
-pub use rls::{Autoregressive, Rls, RlsCore};
+pub use ridge::Ridge;
+pub use rls::{per_bar_forgetting, Autoregressive, Rls};
 
 use crate::features::Features;
+
+/// The volatility of an h-bar log return as known at bar t: the short
+/// realised volatility (floored, [`Features::scale`]) times √h. Models
+/// that learn on a unit scale divide targets by it and multiply forecasts
+/// back; shrinkage and intervals measure errors in it.
+pub fn horizon_scale(x: &Features, h: u32) -> f64 {
+    x.scale() * f64::from(h.max(1)).sqrt()
+}
 
 /// The name of the persistence baseline (zero return, i.e. last price).
 pub const PERSISTENCE: &str = "persistence";
@@ -56,14 +74,17 @@ pub trait OnlineModel: Send {
 
 /// The online models' hyper-parameters; [`ModelParams::instantiate`] makes
 /// one instance of every model, in a fixed order (the order reaches outputs).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ModelParams {
-    /// RLS and AR forgetting factor.
+    /// `rls` and `ar` forgetting factor per independent outcome (per bar it
+    /// is 1 − (1 − λ)/h: [`per_bar_forgetting`]).
     pub rls_lambda: f64,
-    /// EWMA drift smoothing factor.
+    /// `rls` and `ar` ridge penalty, in independent outcomes (×h).
+    pub ridge: f64,
+    /// EWMA drift smoothing factor per independent outcome (α/h per bar).
     pub drift_alpha: f64,
-    /// Holt level and trend smoothing factors.
-    pub holt: (f64, f64),
+    /// Holt level and trend smoothing factors and trend damping φ.
+    pub holt: (f64, f64, f64),
     /// Logistic regression learning rate.
     pub logistic_rate: f64,
 }
@@ -72,8 +93,9 @@ impl Default for ModelParams {
     fn default() -> Self {
         ModelParams {
             rls_lambda: 0.995,
+            ridge: 20.0,
             drift_alpha: 0.05,
-            holt: (0.3, 0.05),
+            holt: (0.3, 0.05, 0.9),
             logistic_rate: 0.02,
         }
     }
@@ -82,13 +104,20 @@ impl Default for ModelParams {
 impl ModelParams {
     /// Fresh instances of every model for one (symbol, horizon of `h` bars).
     pub fn instantiate(&self, h: u32) -> Vec<Box<dyn OnlineModel>> {
+        let ModelParams {
+            rls_lambda,
+            ridge,
+            drift_alpha,
+            holt: (alpha, beta, phi),
+            logistic_rate,
+        } = *self;
         vec![
             Box::new(Persistence),
-            Box::new(EwmaDrift::new(self.drift_alpha)),
-            Box::new(Rls::new(self.rls_lambda)),
-            Box::new(Autoregressive::new(self.rls_lambda)),
-            Box::new(Holt::new(self.holt.0, self.holt.1, h)),
-            Box::new(Logistic::new(self.logistic_rate)),
+            Box::new(EwmaDrift::new(drift_alpha, h)),
+            Box::new(Rls::new(rls_lambda, ridge, h)),
+            Box::new(Autoregressive::new(rls_lambda, ridge, h)),
+            Box::new(Holt::new(alpha, beta, phi, h)),
+            Box::new(Logistic::new(logistic_rate)),
         ]
     }
 
