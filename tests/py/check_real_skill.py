@@ -22,6 +22,8 @@ from collections import defaultdict
 
 from deltalake import DeltaTable
 
+import native_exit
+
 
 def table(root, name, columns):
     return DeltaTable(f"{root}/{name}").to_pyarrow_table(columns=columns).to_pydict()
@@ -113,4 +115,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    native_exit.run(main)

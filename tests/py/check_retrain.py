@@ -13,12 +13,13 @@ usage:
       later version differs.
 """
 import json
-import os
 import sys
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 
 from deltalake import DeltaTable
+
+import native_exit
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -127,10 +128,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
-    # Every check passed and the report is printed. Leave without the
-    # interpreter's teardown: deltalake's native threads can abort it
-    # ("terminate called without an active exception") after the work is
-    # done, which would turn a pass into a failure.
-    sys.stdout.flush()
-    os._exit(0)
+    native_exit.run(main)

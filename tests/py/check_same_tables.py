@@ -17,6 +17,8 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+import native_exit
+
 
 
 # The orchestrator's run history records wall-clock times: never the same twice.
@@ -70,4 +72,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    native_exit.run(main)

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 
 from deltalake import DeltaTable
 
+import native_exit
+
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -91,4 +93,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    native_exit.run(main)

@@ -10,7 +10,13 @@ import sys
 
 from deltalake import DeltaTable
 
-root, name = sys.argv[1:3]
-table = DeltaTable(f"{root}/{name}")
-rows = table.to_pyarrow_table().to_pylist()
-print(json.dumps({"txn": table.transaction_version("cryptoflow"), "rows": rows}, default=str))
+import native_exit
+
+def main():
+    root, name = sys.argv[1:3]
+    table = DeltaTable(f"{root}/{name}")
+    rows = table.to_pyarrow_table().to_pylist()
+    print(json.dumps({"txn": table.transaction_version("cryptoflow"), "rows": rows}, default=str))
+
+
+native_exit.run(main)
