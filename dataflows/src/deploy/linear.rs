@@ -20,8 +20,13 @@ use super::ModelVersion;
 pub const MAX_Z: f64 = 5.0;
 
 /// How a linear score becomes a forecast.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "link")]
+///
+/// In JSON (the registry's `fitted` column) it is internally tagged,
+/// `{"link":"direction","mean_abs":…}`; in binary formats it is externally
+/// tagged, because timely moves deployments between processes with bincode,
+/// which cannot read internally tagged enums (it has no self-describing
+/// `deserialize_any`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Link {
     /// The score is the predicted log return.
     Identity,
@@ -30,6 +35,52 @@ pub enum Link {
         /// Mean absolute return of the training window.
         mean_abs: F64,
     },
+}
+
+/// [`Link`] as JSON writes it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "link")]
+enum TaggedLink {
+    Identity,
+    Direction { mean_abs: F64 },
+}
+
+/// [`Link`] as binary formats write it.
+#[derive(Serialize, Deserialize)]
+enum PlainLink {
+    Identity,
+    Direction { mean_abs: F64 },
+}
+
+impl Serialize for Link {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self, s.is_human_readable()) {
+            (Link::Identity, true) => TaggedLink::Identity.serialize(s),
+            (Link::Identity, false) => PlainLink::Identity.serialize(s),
+            (&Link::Direction { mean_abs }, true) => {
+                TaggedLink::Direction { mean_abs }.serialize(s)
+            }
+            (&Link::Direction { mean_abs }, false) => {
+                PlainLink::Direction { mean_abs }.serialize(s)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Link {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(if d.is_human_readable() {
+            match TaggedLink::deserialize(d)? {
+                TaggedLink::Identity => Link::Identity,
+                TaggedLink::Direction { mean_abs } => Link::Direction { mean_abs },
+            }
+        } else {
+            match PlainLink::deserialize(d)? {
+                PlainLink::Identity => Link::Identity,
+                PlainLink::Direction { mean_abs } => Link::Direction { mean_abs },
+            }
+        })
+    }
 }
 
 /// A linear model over named feature columns, as plain data.
@@ -195,6 +246,32 @@ mod tests {
             intercept: F64(1e-5),
             link,
         }
+    }
+
+    #[test]
+    fn links_keep_their_json_shape_and_cross_processes_in_bincode() {
+        for link in [
+            Link::Identity,
+            Link::Direction {
+                mean_abs: F64(1e-3),
+            },
+        ] {
+            let m = model(link);
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<LinearForecast>(&json).unwrap(), m);
+            // What timely does with a deployment bound for another process.
+            let bytes = bincode::serialize(&m).unwrap();
+            assert_eq!(bincode::deserialize::<LinearForecast>(&bytes).unwrap(), m);
+        }
+        let json = serde_json::to_value(model(Link::Direction { mean_abs: F64(0.5) })).unwrap();
+        assert_eq!(
+            json["link"],
+            serde_json::json!({"link": "direction", "mean_abs": 0.5})
+        );
+        assert_eq!(
+            serde_json::to_value(model(Link::Identity)).unwrap()["link"],
+            serde_json::json!({"link": "identity"})
+        );
     }
 
     #[test]
