@@ -27,18 +27,7 @@ fn finish(mut child: Child, what: &str) -> Output {
 fn two_processes_write_what_one_process_writes() {
     let dir = common::temp_dir("cryptoflow-cluster");
     let (_broker, brokers, topic) = common::broker_with_topic(&dir, 4);
-    let sim = std::process::Command::new(common::BIN)
-        .args(["simulate", "--brokers", &brokers, "--topic", &topic])
-        .args([
-            "--ticks",
-            "60000",
-            "--max-speed",
-            "--start-ms",
-            "1795400000000",
-        ])
-        .output()
-        .unwrap();
-    common::assert_ok(&sim, "simulate");
+    common::simulate_history(&brokers, &topic, 60_000);
 
     let bounded = |workers: &str, out_dir: &str| {
         let mut c = common::run_cmd(&brokers, &topic, workers, &dir.join(out_dir));

@@ -44,18 +44,7 @@ fn signal(pid: u64, sig: &str) {
 fn a_dead_cluster_process_is_reported_within_seconds_and_a_restart_resumes_exactly() {
     let dir = common::temp_dir("cryptoflow-cluster-ops");
     let (_broker, brokers, topic) = common::broker_with_topic(&dir, 4);
-    let sim = Command::new(common::BIN)
-        .args(["simulate", "--brokers", &brokers, "--topic", &topic])
-        .args([
-            "--ticks",
-            "80000",
-            "--max-speed",
-            "--start-ms",
-            "1795400000000",
-        ])
-        .output()
-        .unwrap();
-    common::assert_ok(&sim, "simulate");
+    common::simulate_history(&brokers, &topic, 80_000);
     let clean = dir.join("clean");
     let out = common::run_cmd(&brokers, &topic, "2", &clean)
         .args(["--until-end", "--no-http"])

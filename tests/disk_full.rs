@@ -62,18 +62,7 @@ fn du(dir: &Path) -> u64 {
 fn a_full_disk_stops_the_run_with_a_clear_error_and_a_restart_resumes_exactly() {
     let dir = common::temp_dir("cryptoflow-diskfull");
     let (_broker, brokers, topic) = common::broker_with_topic(&dir, 4);
-    let sim = Command::new(common::BIN)
-        .args(["simulate", "--brokers", &brokers, "--topic", &topic])
-        .args([
-            "--ticks",
-            "60000",
-            "--max-speed",
-            "--start-ms",
-            "1795400000000",
-        ])
-        .output()
-        .unwrap();
-    common::assert_ok(&sim, "simulate");
+    common::simulate_history(&brokers, &topic, 60_000);
     let run = |wh: &Path| {
         let mut c = common::run_cmd(&brokers, &topic, "2", wh);
         c.args([

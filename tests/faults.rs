@@ -25,25 +25,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{temp_dir, unique, wait_for, Proxy};
-use cryptoflow::broker::{free_port, Broker};
-use cryptoflow::kafka::{ensure_topic, TickProducer};
+use common::{temp_dir, wait_for};
+use cryptoflow::kafka::TickProducer;
 use dataflows::num::F64;
 use dataflows::sim::{SimConfig, Simulator};
 use dataflows::tick::{Position, Side, Tick};
-
-/// A broker reached only through a proxy the test controls.
-fn proxied_broker(dir: &Path, partitions: i32) -> (Broker, Proxy, String, String) {
-    let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let broker = Broker::start_advertising(&dir.join("broker.log"), Some(proxy_addr)).unwrap();
-    let proxy = Proxy::start_at(proxy_addr, broker.bootstrap().parse().unwrap());
-    let brokers = proxy.addr().to_string();
-    let topic = unique("ticks");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(ensure_topic(&brokers, &topic, partitions))
-        .unwrap();
-    (broker, proxy, brokers, topic)
-}
 
 /// `ticks` historical ticks of a five-symbol market, produced to `topic`.
 fn produce_history(brokers: &str, topic: &str, ticks: usize) {
@@ -97,7 +83,7 @@ fn same_tables(a: &Path, b: &Path) -> serde_json::Value {
 #[test]
 fn a_slow_broker_delays_the_run_but_loses_nothing() {
     let dir = temp_dir("cryptoflow-slow");
-    let (broker, proxy, brokers, topic) = proxied_broker(&dir, 4);
+    let (broker, proxy, brokers, topic) = common::proxied_broker(&dir, 4);
     produce_history(&brokers, &topic, 30_000);
     let t0 = Instant::now();
     succeed(bounded(&brokers, &topic, &dir.join("clean")), "clean run");
@@ -117,7 +103,7 @@ fn a_slow_broker_delays_the_run_but_loses_nothing() {
 #[test]
 fn the_broker_disappearing_between_commits_loses_nothing() {
     let dir = temp_dir("cryptoflow-gone");
-    let (broker, proxy, brokers, topic) = proxied_broker(&dir, 4);
+    let (broker, proxy, brokers, topic) = common::proxied_broker(&dir, 4);
     produce_history(&brokers, &topic, 60_000);
     succeed(bounded(&brokers, &topic, &dir.join("clean")), "clean run");
 

@@ -11,8 +11,8 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{http_get, temp_dir, unique, wait_for};
-use cryptoflow::broker::{free_port, Broker};
+use common::{http_get, temp_dir, wait_for};
+use cryptoflow::broker::free_port;
 use cryptoflow::feed::{run_sim_feed, FeedOptions};
 use cryptoflow::shutdown::Stop;
 use serde_json::Value;
@@ -73,14 +73,7 @@ fn feed(
 #[test]
 fn health_degrades_for_each_cause_and_metrics_agree_with_it() {
     let dir = temp_dir("health");
-    let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let broker = Broker::start_advertising(&dir.join("broker.log"), Some(proxy_addr)).unwrap();
-    let proxy = common::Proxy::start_at(proxy_addr, broker.bootstrap().parse().unwrap());
-    let brokers = proxy.addr().to_string();
-    let topic = unique("ticks");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(cryptoflow::kafka::ensure_topic(&brokers, &topic, 2))
-        .unwrap();
+    let (broker, proxy, brokers, topic) = common::proxied_broker(&dir, 2);
 
     // Two bad records, so rejects by reason are counted too.
     let producer = cryptoflow::kafka::TickProducer::new(&brokers, &topic).unwrap();

@@ -236,9 +236,13 @@ fn endpoints_over_a_real_socket_with_graceful_shutdown() {
         .unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(cryptoflow::http::serve(listener, state(), async {
-        let _ = rx.await;
-    }));
+    let access = cryptoflow::http::guard::Access::default();
+    let server = rt.spawn(async move {
+        cryptoflow::http::serve_with(listener, state(), &access, async {
+            let _ = rx.await;
+        })
+        .await
+    });
 
     let (status, body) = common::http_get(&addr, "/api/predictions/BTC-USD").unwrap();
     assert_eq!(status, 200, "{body}");

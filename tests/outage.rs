@@ -10,9 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{http_get, temp_dir, unique, wait_for};
-use cryptoflow::broker::{free_port, Broker};
-use cryptoflow::kafka::ensure_topic;
+use common::{http_get, temp_dir, wait_for};
+use cryptoflow::broker::free_port;
 use cryptoflow::now_ms;
 use dataflows::sim::{SimConfig, Simulator};
 
@@ -28,13 +27,7 @@ fn ticks_seen(addr: &str) -> Option<u64> {
 fn broker_outage_then_recovery_loses_nothing() {
     let dir = temp_dir("cryptoflow-outage");
     // Clients reach the broker only through a proxy the test can cut.
-    let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let broker = Broker::start_advertising(&dir.join("broker.log"), Some(proxy_addr)).unwrap();
-    let proxy = common::Proxy::start_at(proxy_addr, broker.bootstrap().parse().unwrap());
-    let brokers = proxy.addr().to_string();
-    let topic = unique("ticks");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(ensure_topic(&brokers, &topic, 2)).unwrap();
+    let (broker, proxy, brokers, topic) = common::proxied_broker(&dir, 2);
 
     // Recent event times: a live run lets time follow the wall clock when its
     // partitions go quiet, so history from 2023 would (rightly) be late here.

@@ -1,11 +1,11 @@
 //! What every exchange frame target checks, shared by them (included with
 //! `#[path]`; not a target itself): the venue's parser on arbitrary text
 //! never panics, and each trade it reads, checked and encoded as the
-//! connector does (`encode_checked`), is either sent (and then decodes to
+//! connector does (`Trade::encode`), is either sent (and then decodes to
 //! the same trade) or refused with the pipeline's reason.
 
 use cryptoflow::ingest::{Frame, WsVenue};
-use dataflows::tick::{decode, encode_checked, DecimalWireTick, Position, ValidationLimits};
+use dataflows::tick::{decode, Position, ValidationLimits};
 
 const LIMITS: ValidationLimits = ValidationLimits {
     now_ms: 1_800_000_000_000,
@@ -21,21 +21,7 @@ pub fn check(venue: &impl WsVenue, data: &[u8]) {
         return;
     };
     for t in trades.into_iter().flatten() {
-        let (price, size, id) = (
-            t.price.to_string(),
-            t.size.to_string(),
-            t.trade_id.to_string(),
-        );
-        let tick = DecimalWireTick {
-            symbol: &t.symbol,
-            exchange: venue.exchange(),
-            ts: t.ts_ms,
-            price: &price,
-            size: &size,
-            side: t.side,
-            trade_id: Some(&id),
-        };
-        if let Ok(json) = encode_checked(&tick, LIMITS) {
+        if let Ok(json) = t.encode(venue.exchange(), LIMITS) {
             let back = decode(&json, Position::default(), LIMITS).expect("sent ticks decode");
             assert_eq!(
                 (back.symbol.as_str(), back.ts_ms, back.side),

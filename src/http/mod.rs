@@ -267,16 +267,6 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves (see
-/// [`serve_with`]).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: impl Into<AppState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, state, &guard::Access::default(), shutdown).await
-}
-
 /// Serves `app_with(state, access)` on `listener` until `shutdown`
 /// resolves, then ends the SSE streams and drains. Also samples the
 /// data-quality history while it runs. Each request carries its peer
@@ -288,15 +278,10 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state: AppState = state.into();
-    tracing::info!(addr = %listener.local_addr()?, "http server listening");
     let sampler = tokio::spawn(ops::sample_quality(state.clone()));
     let hub = state.view.hub().clone();
     let router = app_with(state, access);
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let result = serve_app(listener, router, async move {
         shutdown.await;
         // Open SSE streams never end on their own.
         hub.close();

@@ -1,14 +1,14 @@
 //! The shared half of every connector: [`Ingestor`] turns a venue's parsed
 //! frames into ticks, rejects and counters, the same way for every venue
 //! (dedupe and gap checks by trade id, validation by the dataflow's own
-//! rules through `encode_checked`, rejects with the raw frame, `--max-ticks`).
+//! rules through `Trade::encode`, rejects with the raw frame, `--max-ticks`).
 //!
 //! Time semantics: a trade keeps its venue's event time; the wall clock is
 //! used only for the "not in the future" bound and a reject's `received_ms`.
 //! It must never stop on bad input (a bad frame or trade is a reject, and the
 //! connection carries on) and never send what the pipeline would reject.
 
-use dataflows::tick::{encode_checked, DecimalWireTick, ValidationLimits, MAX_REJECT_PAYLOAD};
+use dataflows::tick::{ValidationLimits, MAX_REJECT_PAYLOAD};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
@@ -178,21 +178,7 @@ impl<'s> Ingestor<'s> {
             now_ms: now_ms(),
             max_future_ms: self.limits.max_future_ms,
         };
-        let (price, size, id) = (
-            t.price.to_string(),
-            t.size.to_string(),
-            t.trade_id.to_string(),
-        );
-        let tick = DecimalWireTick {
-            symbol: &t.symbol,
-            exchange: self.exchange,
-            ts: t.ts_ms,
-            price: &price,
-            size: &size,
-            side: t.side,
-            trade_id: Some(&id),
-        };
-        match encode_checked(&tick, limits) {
+        match t.encode(self.exchange, limits) {
             Ok(json) => {
                 self.sink.tick(&t.symbol, &json)?;
                 self.summary.ticks += 1;

@@ -142,6 +142,33 @@ pub struct Trade {
     pub trade_id: u64,
 }
 
+impl Trade {
+    /// This trade as the `ticks` topic carries it from `exchange`, checked
+    /// as the pipeline checks it: the tick's JSON, or the reason it would
+    /// be rejected.
+    pub fn encode(
+        &self,
+        exchange: &str,
+        limits: dataflows::tick::ValidationLimits,
+    ) -> std::result::Result<Vec<u8>, dataflows::tick::Invalid> {
+        let (price, size, id) = (
+            self.price.to_string(),
+            self.size.to_string(),
+            self.trade_id.to_string(),
+        );
+        let tick = dataflows::tick::DecimalWireTick {
+            symbol: &self.symbol,
+            exchange,
+            ts: self.ts_ms,
+            price: &price,
+            size: &size,
+            side: self.side,
+            trade_id: Some(&id),
+        };
+        dataflows::tick::encode_checked(&tick, limits)
+    }
+}
+
 /// What one frame from a venue said.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {

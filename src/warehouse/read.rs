@@ -197,15 +197,19 @@ pub async fn batches(
                 continue;
             }
         }
-        let file = std::fs::File::open(&f).map_err(|e| read_err(&f, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| read_err(&f, e))?;
-        for batch in reader {
-            out.push(batch.map_err(|e| read_err(&f, e))?);
-        }
+        out.extend(file_batches(&f)?);
     }
     Ok(out)
+}
+
+/// Every record batch of one Parquet data file.
+fn file_batches(f: &Path) -> Result<Vec<deltalake::arrow::array::RecordBatch>> {
+    let file = std::fs::File::open(f).map_err(|e| read_err(f, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| read_err(f, e))?
+        .map(|batch| batch.map_err(|e| read_err(f, e)))
+        .collect()
 }
 
 /// The `date=YYYY-MM-DD` partition value in a data file's path.
@@ -243,12 +247,7 @@ pub async fn rows(root: &Path, name: &str, filter: &ShowFilter) -> Result<Vec<Ma
                 continue;
             }
         }
-        let file = std::fs::File::open(&f).map_err(|e| read_err(&f, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| read_err(&f, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| read_err(&f, e))?;
+        for batch in file_batches(&f)? {
             let mut w = ArrayWriter::new(Vec::new());
             w.write(&batch).map_err(|e| read_err(&f, e))?;
             w.finish().map_err(|e| read_err(&f, e))?;

@@ -167,6 +167,41 @@ pub fn broker_with_topic(
     (broker, brokers, topic)
 }
 
+/// A local broker reached only through a [`Proxy`] the test controls (the
+/// broker advertises the proxy's address), with a fresh topic of
+/// `partitions` partitions: (broker, proxy, bootstrap address, topic).
+pub fn proxied_broker(
+    dir: &std::path::Path,
+    partitions: i32,
+) -> (cryptoflow::broker::Broker, Proxy, String, String) {
+    let port = cryptoflow::broker::free_port().unwrap();
+    let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let broker =
+        cryptoflow::broker::Broker::start_advertising(&dir.join("broker.log"), Some(proxy_addr))
+            .unwrap();
+    let proxy = Proxy::start_at(proxy_addr, broker.bootstrap().parse().unwrap());
+    let brokers = proxy.addr().to_string();
+    let topic = unique("ticks");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(cryptoflow::kafka::ensure_topic(
+        &brokers, &topic, partitions,
+    ))
+    .unwrap();
+    (broker, proxy, brokers, topic)
+}
+
+/// `ticks` simulated ticks (the default market, from a fixed start in
+/// 2026) produced to `topic` by `cryptoflow simulate`, at full speed.
+pub fn simulate_history(brokers: &str, topic: &str, ticks: u64) {
+    let out = std::process::Command::new(BIN)
+        .args(["simulate", "--brokers", brokers, "--topic", topic])
+        .args(["--ticks", &ticks.to_string()])
+        .args(["--max-speed", "--start-ms", "1795400000000"])
+        .output()
+        .unwrap();
+    assert_ok(&out, "simulate");
+}
+
 /// A TCP forwarder a test can cut and restore, to simulate the broker going
 /// away and coming back at the same address (std listeners re-bind at once,
 /// unlike a freshly restarted broker whose old sockets linger in TIME_WAIT),
