@@ -451,10 +451,14 @@ async fn route(
 static FIRST_PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Keeps the first panic message, then prints it as before, except a lost
-/// peer's: that is an expected cluster failure, not a bug, so it gets one
-/// line and no backtrace (resolving a backtrace of this binary can take
-/// many seconds on a busy machine, during which the process still holds
-/// its workers and the launcher waits for it).
+/// peer's. Timely's networking panics when another process of the cluster
+/// goes away, and unwinding a worker then panics again in its channels'
+/// destructors, which aborts the process (and resolving the backtraces of
+/// this binary can take many seconds first). The cluster cannot go on
+/// without the peer, so the process leaves at once with the error `run`
+/// would have returned and exit code 1. Nothing is half-written: a Delta
+/// commit is one atomic log entry, and a restart resumes from the last
+/// committed epoch, as after any crash.
 fn record_panics() {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
@@ -463,11 +467,13 @@ fn record_panics() {
             let message = info.to_string().replace('\n', " ");
             let _ = FIRST_PANIC.set(message.clone());
             if is_peer_lost(&message) {
-                let thread = std::thread::current();
-                eprintln!("{}: {message}", thread.name().unwrap_or("unnamed"));
-            } else {
-                previous(info);
+                eprintln!("Error: {}", Error::PeerLost(message));
+                // SAFETY: _exit(2) ends the process without running
+                // destructors or atexit handlers in a process whose
+                // other threads are still running.
+                unsafe { libc::_exit(1) };
             }
+            previous(info);
         }));
     });
 }
