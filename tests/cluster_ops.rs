@@ -54,7 +54,11 @@ fn a_dead_cluster_process_is_reported_within_seconds_and_a_restart_resumes_exact
 
     let wh = dir.join("cluster");
     let http = format!("127.0.0.1:{}", free_port().unwrap());
-    let cluster = |extra: &[&str]| {
+    // `commit_ms`: the first cluster commits every 40 ms, so the kill lands
+    // between commits of a run in progress; the restart commits at the
+    // default pace (each epoch is a commit to eight tables: at 40 ms the
+    // replay would wait for its commits).
+    let cluster = |commit_ms: &str, extra: &[&str]| {
         let mut c = Command::new(common::BIN);
         c.args(["cluster", "--processes", "2", "--workers", "1"])
             .args(["--base-port", &two_free_ports().to_string()])
@@ -70,14 +74,14 @@ fn a_dead_cluster_process_is_reported_within_seconds_and_a_restart_resumes_exact
             ])
             .arg("--data-dir")
             .arg(&wh)
-            .args(["--commit-interval-ms", "40"])
+            .args(["--commit-interval-ms", commit_ms])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         c.spawn().unwrap()
     };
-    let mut launcher = cluster(&[]);
+    let mut launcher = cluster("40", &[]);
 
     // Both processes report, each with its own partitions.
     let report = wait_for(Duration::from_secs(60), || {
@@ -171,7 +175,8 @@ fn a_dead_cluster_process_is_reported_within_seconds_and_a_restart_resumes_exact
     );
 
     // Restart: the cluster resumes from the committed epochs.
-    let launcher = cluster(&["--until-end"]);
+    let launcher = cluster("2000", &["--until-end"]);
+    let t0 = Instant::now();
     let out = {
         let mut l = launcher;
         let done = wait_for(Duration::from_secs(120), || l.try_wait().unwrap());
@@ -180,6 +185,7 @@ fn a_dead_cluster_process_is_reported_within_seconds_and_a_restart_resumes_exact
         }
         l.wait_with_output().unwrap()
     };
+    eprintln!("the restarted cluster finished after {:?}", t0.elapsed());
     common::assert_ok(&out, "the restarted cluster");
     let report = common::run_python(
         "check_same_tables.py",
