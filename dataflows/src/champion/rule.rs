@@ -9,7 +9,9 @@
 //! window of whole days ending with that day: the fewest most recent days
 //! that span at least [`ChampionConfig::window_days`] calendar days *and*
 //! hold at least [`ChampionConfig::min_samples`] persistence scores
-//! (whichever is longer; at most [`MAX_WINDOW_DAYS`]). With the defaults
+//! (whichever is longer; at most [`MAX_WINDOW_DAYS`]; all the days so far
+//! while the run has fewer, so a demo's first day is judged on that day
+//! alone once it holds enough scores). With the defaults
 //! (7 days, 250 scores) that is 7 days for bars up to about 40 minutes,
 //! about 11 days for hourly bars and 250 days for daily bars.
 //!
