@@ -468,9 +468,9 @@ fn record_panics() {
             let _ = FIRST_PANIC.set(message.clone());
             if is_peer_lost(&message) {
                 eprintln!("Error: {}", Error::PeerLost(message));
-                // SAFETY: _exit(2) ends the process without running
-                // destructors or atexit handlers in a process whose
-                // other threads are still running.
+                // SAFETY: `_exit` ends the process at once, running no
+                // destructors or atexit handlers, which is what a process
+                // whose other threads are still running needs.
                 unsafe { libc::_exit(1) };
             }
             previous(info);
@@ -484,15 +484,10 @@ fn is_peer_lost(panic: &str) -> bool {
     panic.contains("timely communication error") || panic.contains("MergeQueue poisoned")
 }
 
-/// A worker that panicked: a lost peer is a cluster failure to name as
-/// such; anything else is reported as it is.
+/// A worker that panicked, named by the first panic of the process (a lost
+/// peer never gets here: the hook has ended the process).
 fn worker_failure(payload: String) -> Error {
-    let panic = FIRST_PANIC.get().cloned().unwrap_or(payload);
-    if is_peer_lost(&panic) {
-        Error::PeerLost(panic)
-    } else {
-        Error::Timely(panic)
-    }
+    Error::Timely(FIRST_PANIC.get().cloned().unwrap_or(payload))
 }
 
 /// Asks the broker for the topic's metadata every [`BROKER_PROBE_EVERY`]
@@ -750,8 +745,8 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         }
         Ok(summary)
     })?;
-    // Timely's guards panic on drop when a communication thread died (a
-    // peer went away): name the first panic, as for a worker's.
+    // Timely's guards panic on drop when one of its threads died: name the
+    // first panic, as for a worker's.
     let results = joiner
         .join()
         .map_err(|_| worker_failure("a worker thread panicked".into()))?;
