@@ -3,8 +3,9 @@
 //! The HTTP server is read-only by default. A state-changing route is
 //! wrapped in [`require_admin`]: without a token configured (`--admin-token`
 //! or `CRYPTOFLOW_ADMIN_TOKEN`) the endpoint is absent — 404, with a
-//! message saying how to enable it (nothing could authorise it); with one, a request must carry `Authorization: Bearer <token>` or
-//! gets 401 with `WWW-Authenticate: Bearer` and the usual JSON error body.
+//! message saying how to enable it (nothing could authorise it); with one,
+//! a request must carry `Authorization: Bearer <token>` or gets 401 with
+//! `WWW-Authenticate: Bearer` and the usual JSON error body.
 //!
 //! The comparison is constant-time: both sides are hashed (SHA-256, so the
 //! compared lengths are always equal) and the digests compared with
