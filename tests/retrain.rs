@@ -18,7 +18,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{temp_dir, wait_for};
 use cryptoflow::broker::free_port;
@@ -94,6 +94,18 @@ fn counts(dir: &Path) -> Value {
     .unwrap()
 }
 
+/// Delta commits written so far under a warehouse, over all its tables.
+fn commits(warehouse: &Path) -> usize {
+    std::fs::read_dir(warehouse)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|table| std::fs::read_dir(table.path().join("_delta_log")).ok())
+        .flat_map(|log| log.flatten())
+        .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
+        .count()
+}
+
 fn job(c: &Value, name: &str, state: &str) -> u64 {
     c["jobs"][name][state].as_u64().unwrap_or(0)
 }
@@ -108,12 +120,11 @@ fn five_days_replay_runs_the_schedule_and_gives_the_same_registry_on_any_workers
     produce(&brokers, &topic, &ticks(7, 5 * 24 * HOUR + HOUR / 2), &dir);
 
     let one = dir.join("one");
-    let t0 = Instant::now();
     run_ok(
         &mut replay(&brokers, &topic, "1", &one),
         &dir.join("one.log"),
     );
-    let clean_secs = t0.elapsed().as_secs_f64();
+    let clean_commits = commits(&one);
     let c = counts(&one);
     assert_eq!(job(&c, "retrain", "success"), 20, "{c}");
     assert_eq!(job(&c, "evaluate", "success"), 6, "{c}");
@@ -146,19 +157,26 @@ fn five_days_replay_runs_the_schedule_and_gives_the_same_registry_on_any_workers
     let c2 = counts(&two);
     assert_eq!(c2["jobs"]["retrain"]["success"], 20, "{c2}");
 
-    // Killed at random moments, then run to the end.
+    // Killed at random moments, then run to the end. A moment is a random
+    // number of new Delta commits (none: during start-up) plus up to half
+    // a second, so each kill lands mid-way however fast the machine is:
+    // a wall-clock guess can outlast a resumed run, which never needs
+    // killing again once it has finished.
     let crashed = dir.join("crashed");
     let log = dir.join("crashed.log");
     let mut rng = Rng::new(std::process::id() as u64);
     let (mut kills, mut attempts) = (0, 0);
-    while kills < 3 && attempts < 20 {
+    while kills < 3 && attempts < 6 {
         attempts += 1;
+        let at = commits(&crashed) + (rng.uniform() * clean_commits as f64 / 8.0) as usize;
         let mut child = log_to(&mut replay(&brokers, &topic, "2", &crashed), &log)
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_secs_f64(
-            0.3 + rng.uniform() * 0.7 * clean_secs,
-        ));
+        wait_for(Duration::from_secs(120), || {
+            let done = child.try_wait().unwrap().is_some();
+            (done || commits(&crashed) >= at).then_some(())
+        });
+        std::thread::sleep(Duration::from_secs_f64(rng.uniform() * 0.5));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
