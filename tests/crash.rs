@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::temp_dir;
 use cryptoflow::kafka::TickProducer;
@@ -60,25 +60,30 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
 
     // The reference: one clean run.
     let clean = dir.join("clean");
-    let t0 = Instant::now();
     assert!(run_args(&brokers, &topic, &clean)
         .status()
         .unwrap()
         .success());
-    let clean_secs = t0.elapsed().as_secs_f64();
+    let clean_commits = common::commits(&clean);
 
-    // The victim: killed at random moments within a clean run's duration.
+    // The victim: killed at random moments, each a random number of new
+    // Delta commits (none: during start-up) plus up to half a second, so
+    // every kill lands mid-way however fast the machine is.
     let crashed = dir.join("crashed");
     let mut rng = Rng::new(std::process::id() as u64);
     let mut kills = 0;
     let mut attempts = 0;
-    // A restarted run skips what is committed and may finish early: keep
-    // going until five runs were killed mid-way.
-    while kills < 5 && attempts < 40 {
+    // A restarted run skips what is committed; one that finishes before
+    // its moment is not counted.
+    while kills < 5 && attempts < 10 {
         attempts += 1;
+        let at = common::commits(&crashed) + (rng.uniform() * clean_commits as f64 / 12.0) as usize;
         let mut child = run_args(&brokers, &topic, &crashed).spawn().unwrap();
-        let wait = Duration::from_secs_f64(0.2 + rng.uniform() * 0.8 * clean_secs);
-        std::thread::sleep(wait);
+        common::wait_for(Duration::from_secs(120), || {
+            let done = child.try_wait().unwrap().is_some();
+            (done || common::commits(&crashed) >= at).then_some(())
+        });
+        std::thread::sleep(Duration::from_secs_f64(rng.uniform() * 0.5));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
@@ -87,7 +92,7 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     }
     assert!(
         kills >= 5,
-        "only {kills} of {attempts} runs were still running when killed (clean run: {clean_secs:.1}s)"
+        "only {kills} of {attempts} runs were still running when killed ({clean_commits} commits in a clean run)"
     );
     assert!(run_args(&brokers, &topic, &crashed)
         .status()

@@ -94,18 +94,6 @@ fn counts(dir: &Path) -> Value {
     .unwrap()
 }
 
-/// Delta commits written so far under a warehouse, over all its tables.
-fn commits(warehouse: &Path) -> usize {
-    std::fs::read_dir(warehouse)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|table| std::fs::read_dir(table.path().join("_delta_log")).ok())
-        .flat_map(|log| log.flatten())
-        .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
-        .count()
-}
-
 fn job(c: &Value, name: &str, state: &str) -> u64 {
     c["jobs"][name][state].as_u64().unwrap_or(0)
 }
@@ -124,7 +112,7 @@ fn five_days_replay_runs_the_schedule_and_gives_the_same_registry_on_any_workers
         &mut replay(&brokers, &topic, "1", &one),
         &dir.join("one.log"),
     );
-    let clean_commits = commits(&one);
+    let clean_commits = common::commits(&one);
     let c = counts(&one);
     assert_eq!(job(&c, "retrain", "success"), 20, "{c}");
     assert_eq!(job(&c, "evaluate", "success"), 6, "{c}");
@@ -168,13 +156,13 @@ fn five_days_replay_runs_the_schedule_and_gives_the_same_registry_on_any_workers
     let (mut kills, mut attempts) = (0, 0);
     while kills < 3 && attempts < 6 {
         attempts += 1;
-        let at = commits(&crashed) + (rng.uniform() * clean_commits as f64 / 8.0) as usize;
+        let at = common::commits(&crashed) + (rng.uniform() * clean_commits as f64 / 8.0) as usize;
         let mut child = log_to(&mut replay(&brokers, &topic, "2", &crashed), &log)
             .spawn()
             .unwrap();
         wait_for(Duration::from_secs(120), || {
             let done = child.try_wait().unwrap().is_some();
-            (done || commits(&crashed) >= at).then_some(())
+            (done || common::commits(&crashed) >= at).then_some(())
         });
         std::thread::sleep(Duration::from_secs_f64(rng.uniform() * 0.5));
         if child.try_wait().unwrap().is_none() {

@@ -7,7 +7,7 @@ pub mod fake_exchange;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The `cryptoflow` binary under test.
@@ -337,4 +337,16 @@ pub fn produce_logged(brokers: &str, topic: &str, ticks: &[dataflows::Tick], fil
         writeln!(file, "{json}").unwrap();
     }
     producer.finish(Duration::from_secs(60)).unwrap();
+}
+
+/// Delta commits written so far under a warehouse, over all its tables.
+pub fn commits(warehouse: &Path) -> usize {
+    std::fs::read_dir(warehouse)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|table| std::fs::read_dir(table.path().join("_delta_log")).ok())
+        .flat_map(|log| log.flatten())
+        .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
+        .count()
 }
