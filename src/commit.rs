@@ -9,7 +9,10 @@
 //! only limits how often that happens — at most four epoch commits per
 //! commit interval — and drives the periodic ticker that commits whatever is
 //! pending every interval. A backlog of [`MAX_PENDING_OUTPUTS`] outputs is
-//! committed at once whatever the clocks say, to bound memory.
+//! committed at once whatever the clocks say, to bound memory; while commits
+//! fail with such a backlog held, [`CommitPolicy::accepting`] is false and
+//! the router takes no more deliveries (its bounded queue then holds the
+//! dataflow back).
 //!
 //! Failure: a failed commit keeps its deliveries pending and is tried again
 //! (at the next tick or due delivery). Once [`MAX_FAILED_COMMITS`] attempts
@@ -50,6 +53,8 @@ pub struct CommitPolicy {
     epoch_start: Option<u64>,
     /// Outputs received since the last commit attempt.
     pending_outputs: usize,
+    /// Outputs received and not committed yet (failed attempts keep theirs).
+    held_outputs: usize,
     /// When the last commit asked for by [`CommitPolicy::deliver`] was made.
     /// The ticker's commits do not count: they must not hold back an epoch.
     last_commit: Instant,
@@ -67,6 +72,7 @@ impl CommitPolicy {
             epoch_ms,
             epoch_start: None,
             pending_outputs: 0,
+            held_outputs: 0,
             last_commit: now,
             failures: None,
         }
@@ -77,6 +83,7 @@ impl CommitPolicy {
     /// [`CommitPolicy::attempted`]).
     pub fn deliver(&mut self, time: u64, outputs: usize, now: Instant) -> bool {
         self.pending_outputs += outputs;
+        self.held_outputs += outputs;
         let start = *self.epoch_start.get_or_insert(time);
         let span = time.saturating_sub(start);
         // Event-time epochs, but no more than four commits per commit
@@ -99,6 +106,7 @@ impl CommitPolicy {
         if all_committed {
             self.epoch_start = None;
             self.failures = None;
+            self.held_outputs = 0;
         } else {
             self.failures.get_or_insert((0, now)).0 += 1;
         }
@@ -110,6 +118,14 @@ impl CommitPolicy {
         self.failures.is_some_and(|(n, since)| {
             n >= MAX_FAILED_COMMITS && now.saturating_duration_since(since) >= FAILING_FOR
         })
+    }
+
+    /// False while the last commit failed and [`MAX_PENDING_OUTPUTS`] or
+    /// more outputs are held: the router must take no more deliveries
+    /// until a commit succeeds (or the run gives up), so a failing store
+    /// stops the intake instead of filling memory.
+    pub fn accepting(&self) -> bool {
+        self.failures.is_none() || self.held_outputs < MAX_PENDING_OUTPUTS
     }
 
     /// Failed attempts in a row so far.
@@ -182,6 +198,20 @@ mod tests {
         p.attempted(false, t0);
         // Counted from the attempt, even a failed one.
         assert!(!p.deliver(0, MAX_PENDING_OUTPUTS - 1, t0));
+    }
+
+    #[test]
+    fn intake_stops_while_commits_fail_with_a_full_backlog() {
+        let (mut p, t0) = policy();
+        p.deliver(0, MAX_PENDING_OUTPUTS, t0);
+        assert!(p.accepting(), "nothing has failed yet");
+        p.attempted(false, t0);
+        assert!(!p.accepting(), "failed with a full backlog held");
+        p.attempted(true, t0);
+        assert!(p.accepting(), "a successful commit frees the backlog");
+        p.deliver(0, MAX_PENDING_OUTPUTS - 1, t0);
+        p.attempted(false, t0);
+        assert!(p.accepting(), "failing, but the backlog is not full");
     }
 
     #[test]

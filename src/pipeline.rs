@@ -16,6 +16,20 @@
 //! then: each table holds whole epochs up to its `txn` version, and the
 //! next start resumes from there.
 //!
+//! Backpressure: worker 0 hands deliveries to the router through a queue of
+//! [`DELIVERY_QUEUE`] messages and waits while it is full, so a replay runs
+//! at the pace of the Delta commits and its memory stays bounded (the
+//! pending deliveries, at most about [`crate::commit::MAX_PENDING_OUTPUTS`]
+//! outputs before a commit is forced, plus the queue). While commits fail
+//! with such a backlog the router takes nothing more, so a failing store
+//! stops the intake rather than queueing without bound, until a commit
+//! succeeds or the run gives up. This cannot deadlock: the router never
+//! waits for the dataflow to take a delivery, and when a replay holds at a
+//! scheduled retrain (the Deploy operator waits for models trained from
+//! committed data) everything before the hold has been delivered, the
+//! router keeps draining and committing it, and the orchestrator's flush
+//! requests are served between deliveries.
+//!
 //! Every commit attempt (and checkpoint) is recorded in the shared
 //! [`Telemetry`], which also gets the source's per-partition progress and a
 //! broker probe's answers every [`BROKER_PROBE_EVERY`]; `/api/health` and
@@ -39,7 +53,7 @@ use dataflows::deploy::{DeployLink, DeploySetup};
 use dataflows::predict::PredictConfig;
 use dataflows::source::{system_clock, SourceConfig};
 use dataflows::{Delivery, OutputSink, PipelineConfig};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{channel, Receiver, Sender};
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
@@ -243,16 +257,25 @@ enum Routed {
     Progress(Option<u64>),
 }
 
-struct ChannelSink(UnboundedSender<Routed>);
+/// Messages worker 0 may have sent the router that it has not taken yet.
+/// When the queue is full worker 0 waits, and with it the dataflow: a
+/// replay runs at the pace the warehouse commits instead of queueing its
+/// outputs in memory (see the module doc, "Backpressure").
+pub const DELIVERY_QUEUE: usize = 64;
+
+/// Worker 0's end of the router's queue. It runs on a timely worker thread,
+/// outside the tokio runtime, so it may block.
+struct ChannelSink(Sender<Routed>);
 
 impl OutputSink for ChannelSink {
     fn deliver(&mut self, delivery: Delivery) {
-        // The receiver only goes away at shutdown; nothing to do then.
-        let _ = self.0.send(Routed::Delivery(delivery));
+        // The receiver only goes away at shutdown or when the router has
+        // stopped the run with an error; nothing to do then.
+        let _ = self.0.blocking_send(Routed::Delivery(delivery));
     }
 
     fn progress(&mut self, frontier: Option<u64>) {
-        let _ = self.0.send(Routed::Progress(frontier));
+        let _ = self.0.blocking_send(Routed::Progress(frontier));
     }
 }
 
@@ -362,7 +385,7 @@ impl Sensors {
 }
 
 async fn route(
-    mut rx: UnboundedReceiver<Routed>,
+    mut rx: Receiver<Routed>,
     state: Arc<LiveView>,
     mut committer: Committer,
     every: Duration,
@@ -386,7 +409,9 @@ async fn route(
     let flush_now = sensors.flush.clone();
     loop {
         let attempt = tokio::select! {
-            msg = rx.recv() => match msg {
+            // While commits fail with a full backlog, take nothing more:
+            // the queue fills and the dataflow waits (backpressure).
+            msg = rx.recv(), if policy.accepting() => match msg {
                 Some(Routed::Delivery(d)) => {
                     summary.deliveries += 1;
                     state.apply(&d);
@@ -595,7 +620,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         None => (None, None),
     };
 
-    let (tx, rx) = unbounded_channel::<Routed>();
+    let (tx, rx) = channel::<Routed>(DELIVERY_QUEUE);
     let pipeline = opts.pipeline_config(&telemetry, &link);
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
