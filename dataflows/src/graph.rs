@@ -118,7 +118,20 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         deploy,
     } = config;
 
-    let (ticks, rejects) = tick_source(scope, "KafkaSource(ticks)", reader, source);
+    // The export's probe also paces the source (see `source`'s flow control),
+    // never closer than two bars and the lateness: the Deploy hold at `T`
+    // waits for a bar at or after `T`, which the source must be able to close.
+    let probe = ProbeHandle::new();
+    let mut source = source;
+    let least_ahead = 2 * bar_config.interval_ms + source.lateness_ms;
+    source.max_ahead_ms = source.max_ahead_ms.map(|ms| ms.max(least_ahead));
+    let (ticks, rejects) = tick_source(
+        scope,
+        "KafkaSource(ticks)",
+        reader,
+        source,
+        Some(probe.clone()),
+    );
     let bars = bars(ticks, bar_config);
     let (deploys, records) = match deploy {
         Some(setup) => deployments(bars.clone(), setup),
@@ -177,7 +190,6 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             (Output::Model(r), t, 1)
         }),
     ];
-    let probe = ProbeHandle::new();
     let mut sink = sink;
     let mut stash: BTreeMap<u64, Vec<(Output, isize)>> = BTreeMap::new();
     let mut reported: Option<Option<u64>> = None;

@@ -14,6 +14,21 @@
 //! `idle_lag` so that a quiet worker does not stall the others in live mode
 //! (disable with `idle_lag = None` for backtests produced while consumed).
 //!
+//! Flow control. A timely source has no backpressure of its own: a replay
+//! would read the whole topic into the dataflow's queues long before the
+//! bars and models get through it. Given a probe at the export, the source
+//! therefore pauses while the export's frontier is more than
+//! `max_ahead_ms` of event time behind its own capability, and reads on
+//! once the rest has caught up. The capability is the least watermark of
+//! the owned partitions, so a paused source never holds the frontier: what
+//! holds it is another worker's source (which is then not paused) or an
+//! operator that releases without more input (bars and evaluations at a
+//! future time once their input passes it; the Deploy hold once models
+//! trained from committed data arrive). Pausing changes only the pace, never
+//! an output: lateness depends on the order inside a partition, and the
+//! idle clock stops while paused (a partition does not turn idle because
+//! the source chose not to read it).
+//!
 //! Which worker reads which partition is decided by the caller with
 //! [`owns_partition`], a pure function of (partition, worker index, peers).
 //!
@@ -24,6 +39,7 @@ use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::OkErr;
 use timely::dataflow::{Scope, StreamVec};
 use tracing::warn;
@@ -82,6 +98,9 @@ pub fn system_clock() -> Clock {
 pub const DEFAULT_LATENESS_MS: u64 = 2_000;
 /// Allowed event-time skew ahead of the wall clock unless configured, ms.
 pub const DEFAULT_MAX_FUTURE_MS: u64 = 60_000;
+/// How far the source may read ahead of the export's frontier unless
+/// configured, ms of event time.
+pub const DEFAULT_MAX_AHEAD_MS: u64 = 60_000;
 
 /// Source settings.
 #[derive(Clone)]
@@ -97,6 +116,9 @@ pub struct SourceConfig {
     pub idle_lag_ms: Option<u64>,
     /// Records per activation, so one worker cannot starve the others.
     pub batch: usize,
+    /// Event time the source may run ahead of the export's frontier before
+    /// it pauses (None: never pauses; see the module doc).
+    pub max_ahead_ms: Option<u64>,
     /// The wall clock for the future-timestamp check and idle advance.
     pub clock: Clock,
     /// Where to report what was read per partition (None: nowhere). Written
@@ -114,6 +136,7 @@ impl SourceConfig {
             idle_timeout: Duration::from_secs(1),
             idle_lag_ms: Some(10_000),
             batch: 4096,
+            max_ahead_ms: Some(DEFAULT_MAX_AHEAD_MS),
             clock: system_clock(),
             progress: None,
         }
@@ -134,6 +157,12 @@ impl SourceConfig {
     /// Sets (or disables, with None) the idle advance lag.
     pub fn with_idle_lag_ms(mut self, ms: Option<u64>) -> Self {
         self.idle_lag_ms = ms;
+        self
+    }
+
+    /// Sets (or disables, with None) the read-ahead bound.
+    pub fn with_max_ahead_ms(mut self, ms: Option<u64>) -> Self {
+        self.max_ahead_ms = ms;
         self
     }
 
@@ -164,11 +193,14 @@ struct PartitionState {
 }
 
 /// Builds the source operator; returns (ticks at event time, rejects).
+/// `export` is a probe at the end of the dataflow the source paces itself
+/// by (see the module doc); None reads as fast as the reader allows.
 pub fn tick_source<'s, R: RecordReader>(
     scope: Scope<'s, u64>,
     name: &str,
     mut reader: R,
     config: SourceConfig,
+    export: Option<ProbeHandle<u64>>,
 ) -> (StreamVec<'s, u64, Tick>, StreamVec<'s, u64, Reject>) {
     let SourceConfig {
         lateness_ms,
@@ -176,9 +208,11 @@ pub fn tick_source<'s, R: RecordReader>(
         idle_timeout,
         idle_lag_ms,
         batch,
+        max_ahead_ms,
         clock,
         progress,
     } = config;
+    let pace = export.zip(max_ahead_ms);
     let both = source::<_, CapacityContainerBuilder<Vec<Result<Tick, Reject>>>, _, _>(
         scope,
         name,
@@ -207,8 +241,27 @@ pub fn tick_source<'s, R: RecordReader>(
             let mut events = Vec::with_capacity(batch);
             let mut last_error: Option<String> = None;
             let mut read: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
+            // Clock time the source paused at, while it is paused.
+            let mut paused_at: Option<u64> = None;
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
+                if let Some((probe, ahead)) = &pace {
+                    let behind = c.time().saturating_sub(*ahead);
+                    if probe.less_than(&behind) {
+                        paused_at.get_or_insert_with(|| clock());
+                        activator.activate_after(Duration::from_millis(1));
+                        return;
+                    }
+                }
+                if let Some(since) = paused_at.take() {
+                    // The idle clock stood still while the source was paused.
+                    let paused = clock().saturating_sub(since);
+                    for st in partitions.values_mut() {
+                        if let Some(t) = st.eof_since.as_mut() {
+                            *t = t.saturating_add(paused);
+                        }
+                    }
+                }
                 events.clear();
                 match reader.poll(batch, &mut events) {
                     Ok(()) => last_error = None,

@@ -176,7 +176,7 @@ fn reference_bars(records: &[Record], lateness: u64, bar_cfg: BarConfig) -> Vec<
 }
 
 #[test]
-fn same_answer_on_1_2_and_4_workers_and_bars_match_the_oracle() {
+fn same_answer_on_1_2_and_4_workers_with_or_without_flow_control_and_bars_match_the_oracle() {
     let records = partition_records(seeded_input(11, 12), PARTITIONS);
     let one = run(&records, 1, config());
     let two = run(&records, 2, config());
@@ -184,6 +184,10 @@ fn same_answer_on_1_2_and_4_workers_and_bars_match_the_oracle() {
     assert!(!one.is_empty());
     assert_same(&one, &two, "1 vs 2 workers");
     assert_same(&one, &four, "1 vs 4 workers");
+    // The source's flow control changes the pace, never the answer.
+    let mut unpaced = config();
+    unpaced.source = unpaced.source.with_max_ahead_ms(None);
+    assert_same(&one, &run(&records, 2, unpaced), "paced vs unpaced source");
 
     let bars = bars_of(&one);
     let expected = reference_bars(&records, 1_500, BarConfig::default());

@@ -5,7 +5,9 @@
 //!
 //! Time semantics. Retraining is scheduled in **event time**: at every
 //! multiple `T` of `every_ms` after the first bar. The Deploy operator (on
-//! worker 0) holds a capability at the next undecided `T`, so the predictor
+//! worker 0) holds a capability at the next undecided `T` (before the first
+//! bar, at its input's frontier: it never waits for more input than the
+//! bars do, which the source's flow control relies on), so the predictor
 //! and everything after it wait there until the orchestrator has *decided*
 //! `T` — new models, or explicitly none because the job failed — through a
 //! [`DeployLink`]. Everything before `T` keeps flowing (bars, features and

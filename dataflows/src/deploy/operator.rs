@@ -199,7 +199,19 @@ pub fn deployments<'s>(
                         link.state().finished = true;
                         return;
                     }
-                    _ => return,
+                    _ => {
+                        // Before the first bar the hold follows the input,
+                        // so it never waits for more than the bars do (the
+                        // source's flow control relies on that).
+                        if let Some(&f) = frontier.frontier().first() {
+                            if f > *held[0].time() {
+                                for c in held.iter_mut() {
+                                    c.downgrade(&f);
+                                }
+                            }
+                        }
+                        return;
+                    }
                 }
             }
             while let Some(t) = sched.hold {
