@@ -100,7 +100,7 @@ pub const DEFAULT_LATENESS_MS: u64 = 2_000;
 pub const DEFAULT_MAX_FUTURE_MS: u64 = 60_000;
 /// How far the source may read ahead of the export's frontier unless
 /// configured, ms of event time.
-pub const DEFAULT_MAX_AHEAD_MS: u64 = 60_000;
+pub const DEFAULT_MAX_AHEAD_MS: u64 = 10_000;
 
 /// Source settings.
 #[derive(Clone)]
