@@ -6,8 +6,24 @@ use serde_json::Value;
 use super::{check, Invalid, Position, Reject, RejectReason, Side, Tick, ValidationLimits};
 use crate::num::F64;
 
-/// Decodes and validates one payload. Never panics.
+/// Decodes and validates one payload. Never panics. A flat, valid tick is
+/// read by the scanner ([`super::scan`]); everything else, and every
+/// reject, by [`decode_reference`].
 pub fn decode(
+    payload: &[u8],
+    pos: Position,
+    limits: ValidationLimits,
+) -> Result<Tick, Box<Reject>> {
+    match super::scan::decode_fast(payload, pos, limits) {
+        Some(tick) => Ok(tick),
+        None => decode_reference(payload, pos, limits),
+    }
+}
+
+/// The reference decoder: the payload parsed into a JSON tree, each field
+/// checked with a reason and a detail for what is wrong. The definition of
+/// a valid tick and of every reject.
+pub fn decode_reference(
     payload: &[u8],
     pos: Position,
     limits: ValidationLimits,

@@ -14,9 +14,11 @@ use crate::num::F64;
 
 mod decode;
 mod encode;
+mod scan;
 
-pub use decode::decode;
+pub use decode::{decode, decode_reference};
 pub use encode::encode_checked;
+pub use scan::decode_fast;
 
 /// Event times before this (2001-09-09) are almost certainly seconds, not ms.
 pub const MIN_PLAUSIBLE_TS_MS: u64 = 1_000_000_000_000;
