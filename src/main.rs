@@ -212,6 +212,10 @@ struct RunArgs {
     /// Prediction horizons in bars, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = dataflows::predict::DEFAULT_HORIZONS, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     horizons: Vec<u32>,
+    /// Online models to run, comma separated (default: all of them);
+    /// persistence, the baseline, always runs.
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
     /// Where to start reading each partition.
     #[arg(long, value_enum, default_value_t = StartFrom::Earliest)]
     from: StartFrom,
@@ -321,6 +325,7 @@ fn real_main() -> anyhow::Result<()> {
                 max_future_ms,
                 bar_ms,
                 horizons,
+                models,
                 from,
                 until_end,
                 commit_interval_ms,
@@ -358,6 +363,12 @@ fn real_main() -> anyhow::Result<()> {
                     max_future_ms,
                     bar_ms,
                     horizons,
+                    models: match models {
+                        Some(m) => dataflows::models::ModelParams::default()
+                            .select(&m)
+                            .map_err(|e| anyhow::anyhow!("--models: {e}"))?,
+                        None => dataflows::models::ModelParams::default().names(),
+                    },
                     from,
                     until_end,
                     commit_interval: Duration::from_millis(commit_interval_ms),

@@ -144,6 +144,8 @@ pub struct RunOptions {
     pub bar_ms: u64,
     /// Horizons in bars.
     pub horizons: Vec<u32>,
+    /// The online models run (names, [`dataflows::models::ModelParams::select`]).
+    pub models: Vec<&'static str>,
     /// Where to start reading.
     pub from: StartFrom,
     /// Stop once every partition has been read to its end.
@@ -186,6 +188,7 @@ impl RunOptions {
             max_future_ms: dataflows::source::DEFAULT_MAX_FUTURE_MS,
             bar_ms: dataflows::bars::DEFAULT_BAR_MS,
             horizons: dataflows::predict::DEFAULT_HORIZONS.to_vec(),
+            models: dataflows::models::ModelParams::default().names(),
             from: StartFrom::Earliest,
             until_end: false,
             commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS),
@@ -222,6 +225,7 @@ impl RunOptions {
             },
             predict: PredictConfig {
                 horizons: self.horizons.clone(),
+                models: self.models.clone(),
                 batch_models: if self.retraining() {
                     crate::train::KINDS.iter().map(|k| k.name()).collect()
                 } else {

@@ -30,7 +30,7 @@ use crate::champion::{
 use crate::deploy::{deployments, DeploySetup, ModelRecord};
 use crate::predict::{predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Scored};
 use crate::source::{tick_source, RecordReader, SourceConfig};
-use crate::tick::Reject;
+use crate::tick::{Reject, Tick};
 
 /// Everything that leaves the dataflow. Every output travels as a change
 /// `(output, diff)`: the logs (bars, predictions, scores, features, rejects)
@@ -118,20 +118,8 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         deploy,
     } = config;
 
-    // The export's probe also paces the source (see `source`'s flow control),
-    // never closer than two bars and the lateness: the Deploy hold at `T`
-    // waits for a bar at or after `T`, which the source must be able to close.
     let probe = ProbeHandle::new();
-    let mut source = source;
-    let least_ahead = 2 * bar_config.interval_ms + source.lateness_ms;
-    source.max_ahead_ms = source.max_ahead_ms.map(|ms| ms.max(least_ahead));
-    let (ticks, rejects) = tick_source(
-        scope,
-        "KafkaSource(ticks)",
-        reader,
-        source,
-        Some(probe.clone()),
-    );
+    let (ticks, rejects) = paced_source(scope, reader, source, bar_config.interval_ms, &probe);
     let bars = bars(ticks, bar_config);
     let (deploys, records) = match deploy {
         Some(setup) => deployments(bars.clone(), setup),
@@ -190,11 +178,48 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             (Output::Model(r), t, 1)
         }),
     ];
-    let mut sink = sink;
+    export(scope, changes, &probe, sink);
+    probe
+}
+
+/// Source → validate → bars → export, nothing else: the tick path alone,
+/// for benchmarks ("bars only"). Same source, pacing and export as [`build`].
+pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
+    scope: Scope<'s, u64>,
+    reader: R,
+    config: PipelineConfig,
+    sink: S,
+) -> ProbeHandle<u64> {
+    let probe = ProbeHandle::new();
+    let interval_ms = config.bars.interval_ms;
+    let (ticks, rejects) = paced_source(scope, reader, config.source, interval_ms, &probe);
+    let changes = vec![
+        bars(ticks, config.bars).map(|b| {
+            let t = b.end_ms;
+            (Output::Bar(b), t, 1)
+        }),
+        rejects.map(|r| {
+            let t = r.at_ms;
+            (Output::Reject(r), t, 1)
+        }),
+    ];
+    export(scope, changes, &probe, sink);
+    probe
+}
+
+/// The single exit: every change goes to worker 0, is stashed by time and
+/// handed to `sink` as one consolidated [`Delivery`] per time once the
+/// frontier has passed it; `probe` watches the exit.
+fn export<'s, S: OutputSink>(
+    scope: Scope<'s, u64>,
+    changes: Vec<StreamVec<'s, u64, (Output, u64, isize)>>,
+    probe: &ProbeHandle<u64>,
+    mut sink: S,
+) {
     let mut stash: BTreeMap<u64, Vec<(Output, isize)>> = BTreeMap::new();
     let mut reported: Option<Option<u64>> = None;
     let leader = scope.index() == 0;
-    scope.concatenate(changes).probe_with(&probe).sink(
+    scope.concatenate(changes).probe_with(probe).sink(
         Exchange::new(|_: &(Output, u64, isize)| 0),
         "Export",
         move |(input, frontier)| {
@@ -227,5 +252,26 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             }
         },
     );
-    probe
+}
+
+/// The tick source, paced by the export's `probe` (see `source`'s flow
+/// control), never closer than two bars and the lateness: the Deploy hold
+/// at `T` waits for a bar at or after `T`, which the source must be able
+/// to close.
+fn paced_source<'s, R: RecordReader>(
+    scope: Scope<'s, u64>,
+    reader: R,
+    mut source: SourceConfig,
+    bar_ms: u64,
+    probe: &ProbeHandle<u64>,
+) -> (StreamVec<'s, u64, Tick>, StreamVec<'s, u64, Reject>) {
+    let least_ahead = 2 * bar_ms + source.lateness_ms;
+    source.max_ahead_ms = source.max_ahead_ms.map(|ms| ms.max(least_ahead));
+    tick_source(
+        scope,
+        "KafkaSource(ticks)",
+        reader,
+        source,
+        Some(probe.clone()),
+    )
 }

@@ -1,11 +1,11 @@
 //! Runs the pipeline to completion on `n` worker threads of this process and
-//! returns every delivery. Used by the tests (worker-count determinism,
+//! returns every delivery (or, for long benchmark runs, a [`Tally`] of them). Used by the tests (worker-count determinism,
 //! look-ahead) and the benchmarks; it is the same graph `cryptoflow run`
 //! builds, with any [`RecordReader`] (records in memory, a file, Kafka).
 
 use std::sync::{Arc, Mutex};
 
-use crate::graph::{build, Delivery, OutputSink, PipelineConfig};
+use crate::graph::{build, build_bars, Delivery, Output, OutputSink, PipelineConfig};
 use crate::source::{Record, RecordReader, VecReader};
 
 struct Collect(Arc<Mutex<Vec<Delivery>>>);
@@ -14,6 +14,53 @@ impl OutputSink for Collect {
     fn deliver(&mut self, delivery: Delivery) {
         self.0.lock().expect("collector lock").push(delivery);
     }
+}
+
+/// Which part of the graph a run builds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stages {
+    /// The whole pipeline ([`build`]).
+    #[default]
+    All,
+    /// Source, validation and bars only ([`build_bars`]): the tick path.
+    Bars,
+}
+
+/// Runs the graph's `stages` on `workers` threads, each reading with the
+/// reader `make_reader(index, peers)` builds, until every reader is
+/// finished; worker 0 exports to the sink `make_sink()` builds (the other
+/// workers' sinks are never called).
+pub fn run_with<R, F, S, G>(
+    workers: usize,
+    make_reader: F,
+    config: PipelineConfig,
+    stages: Stages,
+    make_sink: G,
+) -> Result<(), String>
+where
+    R: RecordReader,
+    F: Fn(usize, usize) -> Result<R, String> + Send + Sync + 'static,
+    S: OutputSink,
+    G: Fn() -> S + Send + Sync + 'static,
+{
+    let guards = timely::execute(
+        timely::Config::process(workers),
+        move |worker| -> Result<(), String> {
+            let reader = make_reader(worker.index(), worker.peers())?;
+            let sink = make_sink();
+            let config = config.clone();
+            let probe = worker.dataflow(|scope| match stages {
+                Stages::All => build(scope, reader, config, sink),
+                Stages::Bars => build_bars(scope, reader, config, sink),
+            });
+            worker.step_while(|| !probe.done());
+            Ok(())
+        },
+    )?;
+    for r in guards.join() {
+        r??;
+    }
+    Ok(())
 }
 
 /// Runs the pipeline on `workers` threads, each reading with the reader
@@ -30,23 +77,74 @@ where
 {
     let collected = Arc::new(Mutex::new(Vec::new()));
     let sink_target = collected.clone();
-    let guards = timely::execute(
-        timely::Config::process(workers),
-        move |worker| -> Result<(), String> {
-            let reader = make_reader(worker.index(), worker.peers())?;
-            let sink = Collect(sink_target.clone());
-            let config = config.clone();
-            let probe = worker.dataflow(|scope| build(scope, reader, config, sink));
-            worker.step_while(|| !probe.done());
-            Ok(())
-        },
-    )?;
-    for r in guards.join() {
-        r??;
-    }
+    run_with(workers, make_reader, config, Stages::All, move || {
+        Collect(sink_target.clone())
+    })?;
     let mut out = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
     out.sort_by_key(|d| d.time);
     Ok(out)
+}
+
+/// How many outputs of each kind a run inserted: what a benchmark needs to
+/// know, without keeping a long run's deliveries in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Deliveries (completed times with changes).
+    pub deliveries: u64,
+    /// Bars.
+    pub bars: u64,
+    /// Predictions (the predictions log).
+    pub predictions: u64,
+    /// Scored predictions.
+    pub scores: u64,
+    /// Rejected records.
+    pub rejects: u64,
+    /// Every change, of any kind and sign.
+    pub changes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, d: &Delivery) {
+        self.deliveries += 1;
+        self.changes += d.changes.len() as u64;
+        for o in d.inserted() {
+            match o {
+                Output::Bar(_) => self.bars += 1,
+                Output::Prediction(_) => self.predictions += 1,
+                Output::Score(_) => self.scores += 1,
+                Output::Reject(_) => self.rejects += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+struct Count(Arc<Mutex<Tally>>);
+
+impl OutputSink for Count {
+    fn deliver(&mut self, delivery: Delivery) {
+        self.0.lock().expect("tally lock").add(&delivery);
+    }
+}
+
+/// [`run_with`] counting what worker 0 exports (see [`Tally`]).
+pub fn run_tally<R, F>(
+    workers: usize,
+    make_reader: F,
+    config: PipelineConfig,
+    stages: Stages,
+) -> Result<Tally, String>
+where
+    R: RecordReader,
+    F: Fn(usize, usize) -> Result<R, String> + Send + Sync + 'static,
+{
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let target = tally.clone();
+    run_with(workers, make_reader, config, stages, move || {
+        Count(target.clone())
+    })?;
+    let t = *tally.lock().map_err(|e| e.to_string())?;
+    Ok(t)
 }
 
 /// Runs `records` (spread over `num_partitions`) through the pipeline on

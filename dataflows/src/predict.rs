@@ -167,6 +167,9 @@ pub struct PredictConfig {
     pub horizons: Vec<u32>,
     /// The models' hyper-parameters.
     pub params: ModelParams,
+    /// The online models run per (symbol, horizon), in the zoo's order
+    /// ([`ModelParams::select`]; default: all of them).
+    pub models: Vec<&'static str>,
     /// Names of the batch-model slots per (symbol, horizon), in output
     /// order; a deployment fills the slot of its kind.
     pub batch_models: Vec<&'static str>,
@@ -177,6 +180,7 @@ impl Default for PredictConfig {
         PredictConfig {
             horizons: DEFAULT_HORIZONS.to_vec(),
             params: ModelParams::default(),
+            models: ModelParams::default().names(),
             batch_models: Vec::new(),
         }
     }
@@ -226,7 +230,12 @@ impl SymbolState {
                 .horizons
                 .iter()
                 .map(|&h| {
-                    let models = config.params.instantiate(h);
+                    let models: Vec<_> = config
+                        .params
+                        .instantiate(h)
+                        .into_iter()
+                        .filter(|m| config.models.contains(&m.name()))
+                        .collect();
                     let n = models.len() + config.batch_models.len();
                     HorizonState {
                         h,
@@ -537,5 +546,31 @@ mod tests {
         }
         assert_eq!(net.len(), 2 * models);
         assert!(net.values().all(|d| *d == 1));
+    }
+
+    #[test]
+    fn runs_only_the_selected_models_and_always_persistence() {
+        let params = ModelParams::default();
+        assert_eq!(params.select(&["rls"]), Ok(vec!["persistence", "rls"]));
+        assert_eq!(params.select::<&str>(&[]), Ok(vec!["persistence"]));
+        assert!(params
+            .select(&["rls", "nope"])
+            .unwrap_err()
+            .contains("nope"));
+        assert!(params.select(&["rls", "rls"]).is_err());
+        let config = PredictConfig {
+            horizons: vec![1],
+            models: params.select(&["rls"]).unwrap(),
+            ..PredictConfig::default()
+        };
+        let mut st = SymbolState::new(&config);
+        let mut out = Predicted::default();
+        for i in 0..300u64 {
+            let bar = flat_bar("A-B", i * 1_000, 1_000, F64(100.0 + (i as f64 * 0.7).sin()));
+            on_bar(&mut st, &bar, &mut out);
+        }
+        let models: std::collections::BTreeSet<&str> =
+            out.scores.iter().map(|s| s.score.model.as_str()).collect();
+        assert_eq!(models, ["persistence", "rls"].into());
     }
 }

@@ -4,26 +4,38 @@
 //! other systems can be run on the same file), and a pre-loaded Kafka topic
 //! on a local broker — on 1 and 2 workers. Prints one JSON line per run.
 //!
+//! The ticks are simulated (`--symbols`, `--rate` per symbol) or read from
+//! `--input` (any JSONL tick file, e.g. the peers' harness file). The
+//! computation is chosen with `--models` and `--horizons` (the peers'
+//! workload is `--models rls --horizons 1`: an online linear model and
+//! persistence) and `--stages bars` (the tick path alone: source,
+//! validation, bars, export). Outputs are counted, not kept.
+//!
 //! Timing covers the dataflow run only (input generation, file writing and
 //! topic loading are excluded and reported separately where relevant).
+//! `rss_peak_mb` is this process's peak so far (VmHWM), so it includes the
+//! input held in memory and every earlier run of the same invocation.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::{bail, Context};
 use clap::Parser;
 use cryptoflow::broker::Broker;
 use cryptoflow::files::JsonlReader;
 use cryptoflow::kafka::{self, KafkaReader, StartFrom, TickProducer};
-use dataflows::harness::{run_collect, run_in_memory};
-use dataflows::sim::{SimConfig, Simulator};
-use dataflows::source::{partition_records, SourceConfig};
-use dataflows::{Delivery, Output, PipelineConfig};
+use dataflows::harness::{run_tally, Stages, Tally};
+use dataflows::models::ModelParams;
+use dataflows::predict::PredictConfig;
+use dataflows::sim::{generated_symbols, SimConfig, Simulator};
+use dataflows::source::{partition_records, SourceConfig, VecReader};
+use dataflows::PipelineConfig;
 
 #[derive(Parser)]
 struct Args {
-    /// Ticks per run.
+    /// Ticks per run (simulated input; with --input: at most this many lines, 0 = all).
     #[arg(long, default_value_t = 1_000_000)]
     ticks: u64,
     /// Worker counts to run, comma separated.
@@ -38,82 +50,175 @@ struct Args {
     /// Where to write the JSONL file (default: a temp file, removed after).
     #[arg(long)]
     jsonl: Option<PathBuf>,
+    /// Read the ticks from this JSONL file instead of simulating them.
+    #[arg(long, conflicts_with = "jsonl")]
+    input: Option<PathBuf>,
+    /// Simulated symbols.
+    #[arg(long, default_value_t = 5)]
+    symbols: usize,
+    /// Simulated trades per symbol per second of event time.
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Online models to run besides persistence (default: all of them).
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    /// Horizons in bars.
+    #[arg(long, value_delimiter = ',', default_values_t = dataflows::predict::DEFAULT_HORIZONS)]
+    horizons: Vec<u32>,
+    /// `all` (the whole pipeline) or `bars` (source, validation, bars only).
+    #[arg(long, default_value = "all")]
+    stages: String,
+    /// A label copied into every JSON line.
+    #[arg(long, default_value = "")]
+    label: String,
 }
 
 const START: u64 = 1_700_000_000_000;
 
-fn config() -> PipelineConfig {
+fn config(models: &[&'static str], horizons: &[u32]) -> PipelineConfig {
     // Historical event times: the idle-advance and future checks must not interfere.
     PipelineConfig {
         source: SourceConfig::new()
             .with_idle_lag_ms(None)
             .with_clock(Arc::new(|| u64::MAX / 2)),
+        predict: PredictConfig {
+            models: models.to_vec(),
+            horizons: horizons.to_vec(),
+            ..PredictConfig::default()
+        },
         ..PipelineConfig::default()
     }
 }
 
-fn payloads(n: u64) -> Vec<(String, Vec<u8>)> {
-    let mut cfg = SimConfig::default_market(7, START);
-    cfg.trades_per_sec = 50.0;
-    Simulator::new(cfg)
-        .take(n as usize)
+/// (partition key, payload) per tick: simulated, or the lines of `input`
+/// keyed by their `symbol` (lines without one keep an empty key).
+fn payloads(args: &Args) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    if let Some(path) = &args.input {
+        let text = std::fs::read(path).with_context(|| format!("--input {}", path.display()))?;
+        let take = if args.ticks == 0 {
+            usize::MAX
+        } else {
+            args.ticks as usize
+        };
+        return Ok(text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .take(take)
+            .map(|l| {
+                let key = serde_json::from_slice::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v.get("symbol")?.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                (key, l.to_vec())
+            })
+            .collect());
+    }
+    let mut cfg =
+        SimConfig::default_market(7, START).with_symbols(&generated_symbols(args.symbols));
+    cfg.trades_per_sec = args.rate;
+    Ok(Simulator::new(cfg)
+        .take(args.ticks as usize)
         .map(|t| (t.symbol.clone(), t.to_json().into_bytes()))
-        .collect()
+        .collect())
 }
 
-fn summary(d: &[Delivery]) -> (u64, u64) {
-    let mut bars = 0;
-    let mut preds = 0;
-    for o in d.iter().flat_map(|d| d.inserted()) {
-        match o {
-            Output::Bar(_) => bars += 1,
-            Output::Prediction(_) => preds += 1,
-            _ => {}
-        }
-    }
-    (bars, preds)
+/// This process's peak resident memory so far (VmHWM), in MB; None off Linux.
+fn rss_peak_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kb / 1024.0).round())
 }
 
-fn report(
-    source: &str,
-    workers: usize,
+struct Run<'a> {
+    args: &'a Args,
     ticks: u64,
-    secs: f64,
-    d: &[Delivery],
-    extra: serde_json::Value,
-) {
-    let (bars, predictions) = summary(d);
-    let mut line = serde_json::json!({
-        "bench": "throughput",
-        "source": source,
-        "workers": workers,
-        "ticks": ticks,
-        "seconds": (secs * 1000.0).round() / 1000.0,
-        "ticks_per_sec": (ticks as f64 / secs).round(),
-        "bars": bars,
-        "predictions": predictions,
-    });
-    if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
-        obj.extend(more);
+    symbols: usize,
+    models: Vec<&'static str>,
+    stages: Stages,
+}
+
+impl Run<'_> {
+    fn report(&self, source: &str, workers: usize, secs: f64, t: &Tally, extra: serde_json::Value) {
+        let mut line = serde_json::json!({
+            "bench": "throughput",
+            "label": self.args.label,
+            "source": source,
+            "stages": self.args.stages,
+            "workers": workers,
+            "symbols": self.symbols,
+            "models": self.models,
+            "horizons": self.args.horizons,
+            "ticks": self.ticks,
+            "seconds": (secs * 1000.0).round() / 1000.0,
+            "ticks_per_sec": (self.ticks as f64 / secs).round(),
+            "ns_per_tick_per_worker": (secs * 1e9 * workers as f64 / self.ticks as f64).round(),
+            "bars": t.bars,
+            "predictions": t.predictions,
+            "scores": t.scores,
+            "rejects": t.rejects,
+            "rss_peak_mb": rss_peak_mb(),
+        });
+        if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        println!("{line}");
     }
-    println!("{line}");
+
+    fn config(&self) -> PipelineConfig {
+        config(&self.models, &self.args.horizons)
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let data = payloads(args.ticks);
+    let data = payloads(&args)?;
     let parts = args.partitions;
+    let models = match &args.models {
+        Some(m) => ModelParams::default()
+            .select(m)
+            .map_err(anyhow::Error::msg)?,
+        None => ModelParams::default().names(),
+    };
+    let stages = match args.stages.as_str() {
+        "all" => Stages::All,
+        "bars" => Stages::Bars,
+        other => bail!("--stages {other}: expected `all` or `bars`"),
+    };
+    let symbols = data
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let run = Run {
+        args: &args,
+        ticks: data.len() as u64,
+        symbols,
+        models,
+        stages,
+    };
 
     if args.sources.iter().any(|s| s == "memory") {
         let records = Arc::new(partition_records(data.clone(), parts));
         for &w in &args.workers {
             let t = Instant::now();
-            let d =
-                run_in_memory(records.clone(), parts, w, config()).map_err(anyhow::Error::msg)?;
-            report(
+            let records = records.clone();
+            let d = run_tally(
+                w,
+                move |i, n| Ok(VecReader::for_worker(&records, parts, i, n)),
+                run.config(),
+                run.stages,
+            )
+            .map_err(anyhow::Error::msg)?;
+            run.report(
                 "memory",
                 w,
-                args.ticks,
                 t.elapsed().as_secs_f64(),
                 &d,
                 serde_json::json!({}),
@@ -122,10 +227,16 @@ fn main() -> anyhow::Result<()> {
     }
 
     if args.sources.iter().any(|s| s == "jsonl") {
-        let path = args.jsonl.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("cryptoflow-bench-{}.jsonl", std::process::id()))
-        });
-        {
+        // --input with --ticks 0 is read in place; otherwise the ticks run are written out.
+        let written = !(args.input.is_some() && args.ticks == 0);
+        let path = match (&args.input, &args.jsonl) {
+            (Some(input), _) if !written => input.clone(),
+            (_, Some(out)) => out.clone(),
+            _ => {
+                std::env::temp_dir().join(format!("cryptoflow-bench-{}.jsonl", std::process::id()))
+            }
+        };
+        if written {
             let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
             for (_, p) in &data {
                 f.write_all(p)?;
@@ -136,22 +247,22 @@ fn main() -> anyhow::Result<()> {
         for &w in &args.workers {
             let p = path.clone();
             let t = Instant::now();
-            let d = run_collect(
+            let d = run_tally(
                 w,
                 move |i, n| JsonlReader::open(&p, parts, i, n).map_err(|e| e.to_string()),
-                config(),
+                run.config(),
+                run.stages,
             )
             .map_err(anyhow::Error::msg)?;
-            report(
+            run.report(
                 "jsonl",
                 w,
-                args.ticks,
                 t.elapsed().as_secs_f64(),
                 &d,
                 serde_json::json!({"file": path.display().to_string()}),
             );
         }
-        if args.jsonl.is_none() {
+        if written && args.jsonl.is_none() {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -184,22 +295,22 @@ fn main() -> anyhow::Result<()> {
         for &w in &args.workers {
             let b = brokers.clone();
             let t = Instant::now();
-            let d = run_collect(
+            let d = run_tally(
                 w,
                 move |i, n| {
                     KafkaReader::new(&b, topic, parts, i, n, StartFrom::Earliest, true)
                         .map_err(|e| e.to_string())
                 },
-                config(),
+                run.config(),
+                run.stages,
             )
             .map_err(anyhow::Error::msg)?;
-            report(
+            run.report(
                 "kafka",
                 w,
-                args.ticks,
                 t.elapsed().as_secs_f64(),
                 &d,
-                serde_json::json!({"broker": "tansu memory://", "load_ticks_per_sec": (args.ticks as f64 / load_secs).round()}),
+                serde_json::json!({"broker": "tansu memory://", "load_ticks_per_sec": (run.ticks as f64 / load_secs).round()}),
             );
         }
         drop(broker);

@@ -125,4 +125,30 @@ impl ModelParams {
     pub fn names(&self) -> Vec<&'static str> {
         self.instantiate(1).iter().map(|m| m.name()).collect()
     }
+
+    /// The online models a user asked for (`run --models`), as names in the
+    /// zoo's order. Persistence is always among them: it is the baseline
+    /// every champion must beat, and what a series serves until it has one.
+    /// An unknown or repeated name is an error that lists the known ones.
+    pub fn select<S: AsRef<str>>(&self, wanted: &[S]) -> Result<Vec<&'static str>, String> {
+        let known = self.names();
+        let mut seen = Vec::new();
+        for w in wanted {
+            let w = w.as_ref();
+            let Some(&name) = known.iter().find(|k| **k == w) else {
+                return Err(format!(
+                    "unknown model `{w}` (online models: {})",
+                    known.join(", ")
+                ));
+            };
+            if seen.contains(&name) {
+                return Err(format!("model `{w}` is named twice"));
+            }
+            seen.push(name);
+        }
+        Ok(known
+            .into_iter()
+            .filter(|k| *k == PERSISTENCE || seen.contains(k))
+            .collect())
+    }
 }
