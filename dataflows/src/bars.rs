@@ -2,14 +2,27 @@
 //!
 //! A bar covers event times `[start, start + interval)`. It is emitted, at
 //! timely time `end`, once the input frontier has passed `end`, so no tick
-//! that belongs to it can still arrive. Ticks inside a bar are ordered by
-//! (event time, partition, offset) before aggregation, which makes every
-//! field (including floating-point sums) independent of arrival order and of
-//! the number of workers. Intervals with no trade between two traded bars of
-//! a symbol are filled with flat bars (open = high = low = close = previous
-//! close, zero volume, `filled = true`), up to `max_fill` bars; a longer
-//! silence starts the symbol afresh (`after_gap = true` on the next bar) so
-//! models never see a fake flat hour.
+//! that belongs to it can still arrive.
+//!
+//! Ticks do not travel to the bars one by one. The source folds each
+//! accepted tick into a [`PartialBar`] for its (symbol, partition, bar) in
+//! the partition's offset order, and emits the partial once its capability
+//! has passed the bar's end (a later tick of that bar would be late and is
+//! rejected there). Only partials are exchanged, by symbol; [`merge`] joins a
+//! bar's partials in partition order. A partition is always read whole, in
+//! offset order, by one worker, so every field (including the floating-point
+//! sums) is independent of arrival timing and of the number of workers and
+//! processes. The exact definition, which [`aggregate`] implements directly
+//! from ticks (the tests' oracle): open and close are the trades first and
+//! last by (event time, partition, offset); high and low are exact; volume,
+//! buy volume and the notional behind the VWAP are summed per partition in
+//! offset order, then those sums are added in partition order.
+//!
+//! Intervals with no trade between two traded bars of a symbol are filled
+//! with flat bars (open = high = low = close = previous close, zero volume,
+//! `filled = true`), up to `max_fill` bars; a longer silence starts the
+//! symbol afresh (`after_gap = true` on the next bar) so models never see a
+//! fake flat hour.
 //!
 //! Never emits a bar before its end has passed; never drops an accepted tick.
 
@@ -82,38 +95,168 @@ pub fn bar_bounds(ts_ms: u64, interval_ms: u64) -> (u64, u64) {
     (start, start + interval_ms)
 }
 
-/// Aggregates the ticks of one symbol in one bar. `ticks` must be non-empty;
-/// they are sorted here, so the caller's order does not matter.
-pub fn aggregate(symbol: &str, start_ms: u64, end_ms: u64, ticks: &mut [Tick]) -> Bar {
-    ticks.sort_by_key(|t| (t.ts_ms, t.pos));
-    let first = ticks[0].price.0;
+/// The ticks of one symbol in one bar that one partition holds, folded in
+/// the partition's offset order: what the source sends to the bars.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartialBar {
+    /// Symbol.
+    pub symbol: String,
+    /// The bar's end (exclusive), epoch ms.
+    pub end_ms: u64,
+    /// The partition the ticks came from.
+    pub partition: i32,
+    /// (event time, offset, price) of the first trade by (event time, offset).
+    pub first: (u64, i64, F64),
+    /// (event time, offset, price) of the last trade by (event time, offset).
+    pub last: (u64, i64, F64),
+    /// Highest price.
+    pub high: F64,
+    /// Lowest price.
+    pub low: F64,
+    /// Sum of sizes, in offset order.
+    pub volume: F64,
+    /// Sum of sizes where the taker bought, in offset order.
+    pub buy_volume: F64,
+    /// Sum of price × size, in offset order.
+    pub notional: F64,
+    /// Number of trades.
+    pub trades: u32,
+}
+
+impl PartialBar {
+    /// A partial of the bar ending at `end_ms` holding `tick` alone.
+    pub fn new(tick: &Tick, end_ms: u64) -> Self {
+        let at = (tick.ts_ms, tick.pos.offset, tick.price);
+        let mut p = PartialBar {
+            symbol: tick.symbol.clone(),
+            end_ms,
+            partition: tick.pos.partition,
+            first: at,
+            last: at,
+            high: tick.price,
+            low: tick.price,
+            volume: F64(0.0),
+            buy_volume: F64(0.0),
+            notional: F64(0.0),
+            trades: 0,
+        };
+        p.sum(tick);
+        p
+    }
+
+    /// Folds in the next tick of the same (symbol, partition, bar), in offset order.
+    pub fn add(&mut self, tick: &Tick) {
+        let at = (tick.ts_ms, tick.pos.offset, tick.price);
+        if (at.0, at.1) < (self.first.0, self.first.1) {
+            self.first = at;
+        }
+        if (at.0, at.1) > (self.last.0, self.last.1) {
+            self.last = at;
+        }
+        self.high.0 = self.high.0.max(tick.price.0);
+        self.low.0 = self.low.0.min(tick.price.0);
+        self.sum(tick);
+    }
+
+    fn sum(&mut self, tick: &Tick) {
+        let (p, s) = (tick.price.0, tick.size.0);
+        self.volume.0 += s;
+        if tick.side == Side::Buy {
+            self.buy_volume.0 += s;
+        }
+        self.notional.0 += p * s;
+        self.trades += 1;
+    }
+}
+
+/// The bar of `symbol` over `[start_ms, end_ms)` from its partials (at least
+/// one; any order: they are put in partition order here).
+pub fn merge(symbol: &str, start_ms: u64, end_ms: u64, parts: &mut [PartialBar]) -> Bar {
+    parts.sort_by_key(|p| p.partition);
+    let key = |(ts, offset, _): (u64, i64, F64), partition: i32| (ts, partition, offset);
+    let open = parts
+        .iter()
+        .min_by_key(|p| key(p.first, p.partition))
+        .expect("a bar has a partial")
+        .first
+        .2;
+    let close = parts
+        .iter()
+        .max_by_key(|p| key(p.last, p.partition))
+        .expect("a bar has a partial")
+        .last
+        .2;
     let mut bar = Bar {
         symbol: symbol.to_string(),
         start_ms,
         end_ms,
-        open: F64(first),
-        high: F64(first),
-        low: F64(first),
-        close: F64(first),
+        open,
+        high: open,
+        low: open,
+        close,
         volume: F64(0.0),
         buy_volume: F64(0.0),
-        vwap: F64(first),
+        vwap: open,
         trades: 0,
         filled: false,
         after_gap: false,
     };
     let mut notional = 0.0;
+    for p in parts.iter() {
+        bar.high.0 = bar.high.0.max(p.high.0);
+        bar.low.0 = bar.low.0.min(p.low.0);
+        bar.volume.0 += p.volume.0;
+        bar.buy_volume.0 += p.buy_volume.0;
+        notional += p.notional.0;
+        bar.trades += p.trades;
+    }
+    if bar.volume.0 > 0.0 && (notional / bar.volume.0).is_finite() {
+        bar.vwap.0 = notional / bar.volume.0;
+    }
+    bar
+}
+
+/// Aggregates the ticks of one symbol in one bar straight from the
+/// definition (module doc), without partials: the reference the dataflow's
+/// bars are tested against. `ticks` must be non-empty; they are sorted
+/// here, so the caller's order does not matter.
+pub fn aggregate(symbol: &str, start_ms: u64, end_ms: u64, ticks: &mut [Tick]) -> Bar {
+    ticks.sort_by_key(|t| (t.ts_ms, t.pos));
+    let (first, last) = (ticks[0].price, ticks[ticks.len() - 1].price);
+    let mut bar = Bar {
+        symbol: symbol.to_string(),
+        start_ms,
+        end_ms,
+        open: first,
+        high: first,
+        low: first,
+        close: last,
+        volume: F64(0.0),
+        buy_volume: F64(0.0),
+        vwap: first,
+        trades: ticks.len() as u32,
+        filled: false,
+        after_gap: false,
+    };
     for t in ticks.iter() {
-        let (p, s) = (t.price.0, t.size.0);
-        bar.high.0 = bar.high.0.max(p);
-        bar.low.0 = bar.low.0.min(p);
-        bar.close.0 = p;
-        bar.volume.0 += s;
-        if t.side == Side::Buy {
-            bar.buy_volume.0 += s;
+        bar.high.0 = bar.high.0.max(t.price.0);
+        bar.low.0 = bar.low.0.min(t.price.0);
+    }
+    // Sums: per partition in offset order, then across partitions in order.
+    ticks.sort_by_key(|t| (t.pos.partition, t.pos.offset));
+    let mut notional = 0.0;
+    for group in ticks.chunk_by(|a, b| a.pos.partition == b.pos.partition) {
+        let (mut v, mut b, mut n) = (0.0, 0.0, 0.0);
+        for t in group {
+            v += t.size.0;
+            if t.side == Side::Buy {
+                b += t.size.0;
+            }
+            n += t.price.0 * t.size.0;
         }
-        notional += p * s;
-        bar.trades += 1;
+        bar.volume.0 += v;
+        bar.buy_volume.0 += b;
+        notional += n;
     }
     if bar.volume.0 > 0.0 && (notional / bar.volume.0).is_finite() {
         bar.vwap.0 = notional / bar.volume.0;
@@ -173,19 +316,23 @@ pub fn fill_gap(
 
 struct OpenBar {
     cap: Capability<u64>,
-    by_symbol: BTreeMap<String, Vec<Tick>>,
+    by_symbol: BTreeMap<String, Vec<PartialBar>>,
 }
 
-/// Builds the bars operator: ticks are exchanged by symbol, bars come out
-/// at their end time on the worker that owns the symbol.
-pub fn bars<'s>(ticks: StreamVec<'s, u64, Tick>, config: BarConfig) -> StreamVec<'s, u64, Bar> {
+/// Builds the bars operator: partial bars (from the source) are exchanged
+/// by symbol, bars come out at their end time on the worker that owns the
+/// symbol.
+pub fn bars<'s>(
+    partials: StreamVec<'s, u64, PartialBar>,
+    config: BarConfig,
+) -> StreamVec<'s, u64, Bar> {
     let interval = config.interval_ms.max(1);
     let config = BarConfig {
         interval_ms: interval,
         ..config
     };
-    ticks.unary_frontier(
-        Exchange::new(|t: &Tick| stable_hash(&t.symbol)),
+    partials.unary_frontier(
+        Exchange::new(|p: &PartialBar| stable_hash(&p.symbol)),
         "Bars",
         move |_cap, _info| {
             // Open bars by end time; each holds a capability for its end.
@@ -194,16 +341,18 @@ pub fn bars<'s>(ticks: StreamVec<'s, u64, Tick>, config: BarConfig) -> StreamVec
             let mut last: BTreeMap<String, (u64, F64)> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
-                    for tick in data.flat_map(|d| d.drain(..)) {
-                        let (_, end) = bar_bounds(tick.ts_ms, interval);
+                    for part in data.flat_map(|d| d.drain(..)) {
+                        let end = part.end_ms;
                         let slot = open.entry(end).or_insert_with(|| OpenBar {
                             cap: cap.delayed(&end, output.output_index()),
                             by_symbol: BTreeMap::new(),
                         });
-                        slot.by_symbol
-                            .entry(tick.symbol.clone())
-                            .or_default()
-                            .push(tick);
+                        match slot.by_symbol.get_mut(part.symbol.as_str()) {
+                            Some(parts) => parts.push(part),
+                            None => {
+                                slot.by_symbol.insert(part.symbol.clone(), vec![part]);
+                            }
+                        }
                     }
                 });
                 while let Some(entry) = open.first_entry() {
@@ -213,8 +362,8 @@ pub fn bars<'s>(ticks: StreamVec<'s, u64, Tick>, config: BarConfig) -> StreamVec
                     }
                     let OpenBar { cap, by_symbol } = entry.remove();
                     let mut session = output.session(&cap);
-                    for (symbol, mut ticks) in by_symbol {
-                        let bar = aggregate(&symbol, end - interval, end, &mut ticks);
+                    for (symbol, mut parts) in by_symbol {
+                        let bar = merge(&symbol, end - interval, end, &mut parts);
                         let (fill, after_gap) =
                             fill_gap(&symbol, last.get(&symbol).copied(), bar.start_ms, config);
                         session.give_iterator(fill.into_iter());
@@ -291,5 +440,54 @@ mod tests {
         assert_eq!(fill_gap("X-Y", None, 9_000, cfg).0.len(), 0);
         assert_eq!(bar_bounds(1_999, 1_000), (1_000, 2_000));
         assert_eq!(bar_bounds(2_000, 1_000), (2_000, 3_000));
+    }
+
+    #[test]
+    fn partials_merged_in_any_order_equal_the_definition() {
+        let mut rng = crate::sim::Rng::new(3);
+        for round in 0..200 {
+            let n = 1 + (rng.next_u64() % 40) as usize;
+            let parts_n = 1 + (rng.next_u64() % 4) as i32;
+            let mut offsets = [0i64; 4];
+            let ticks: Vec<Tick> = (0..n)
+                .map(|_| {
+                    let partition = (rng.next_u64() % parts_n as u64) as i32;
+                    offsets[partition as usize] += 1 + (rng.next_u64() % 3) as i64;
+                    let side = if rng.uniform() < 0.5 {
+                        Side::Buy
+                    } else {
+                        Side::Sell
+                    };
+                    let mut t = tick(
+                        1_000 + rng.next_u64() % 1_000,
+                        100.0 + rng.normal(),
+                        rng.uniform() * 3.0,
+                        side,
+                        offsets[partition as usize],
+                    );
+                    t.pos.partition = partition;
+                    t
+                })
+                .collect();
+            // Each partition folded in offset order (the order it was read in).
+            let mut partials: BTreeMap<i32, PartialBar> = BTreeMap::new();
+            for t in &ticks {
+                match partials.get_mut(&t.pos.partition) {
+                    Some(p) => p.add(t),
+                    None => {
+                        partials.insert(t.pos.partition, PartialBar::new(t, 2_000));
+                    }
+                }
+            }
+            let mut parts: Vec<PartialBar> = partials.into_values().collect();
+            if round % 2 == 1 {
+                parts.reverse();
+            }
+            let mut all = ticks.clone();
+            assert_eq!(
+                merge("BTC-USD", 1_000, 2_000, &mut parts),
+                aggregate("BTC-USD", 1_000, 2_000, &mut all)
+            );
+        }
     }
 }

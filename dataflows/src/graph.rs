@@ -22,7 +22,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
-use crate::bars::{bars, Bar, BarConfig};
+use crate::bars::{bars, Bar, BarConfig, PartialBar};
 use crate::champion::{
     best_predictions, champions, evaluations, Champion, ChampionConfig, DayEvaluation, SeriesKey,
     Verdicts,
@@ -30,7 +30,7 @@ use crate::champion::{
 use crate::deploy::{deployments, DeploySetup, ModelRecord};
 use crate::predict::{predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Scored};
 use crate::source::{tick_source, RecordReader, SourceConfig};
-use crate::tick::{Reject, Tick};
+use crate::tick::Reject;
 
 /// Everything that leaves the dataflow. Every output travels as a change
 /// `(output, diff)`: the logs (bars, predictions, scores, features, rejects)
@@ -264,7 +264,7 @@ fn paced_source<'s, R: RecordReader>(
     mut source: SourceConfig,
     bar_ms: u64,
     probe: &ProbeHandle<u64>,
-) -> (StreamVec<'s, u64, Tick>, StreamVec<'s, u64, Reject>) {
+) -> (StreamVec<'s, u64, PartialBar>, StreamVec<'s, u64, Reject>) {
     let least_ahead = 2 * bar_ms + source.lateness_ms;
     source.max_ahead_ms = source.max_ahead_ms.map(|ms| ms.max(least_ahead));
     tick_source(
@@ -272,6 +272,7 @@ fn paced_source<'s, R: RecordReader>(
         "KafkaSource(ticks)",
         reader,
         source,
+        bar_ms,
         Some(probe.clone()),
     )
 }

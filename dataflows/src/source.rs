@@ -1,8 +1,10 @@
 //! The tick source: raw records from partitioned storage (Kafka, a file, a
 //! vector in a test) become timestamped ticks and rejects.
 //!
-//! Time semantics. Each tick is emitted at a timely time at or before its
-//! event time (the source's current capability). Each partition
+//! Time semantics. Each accepted tick is folded into its (symbol,
+//! partition, bar)'s [`PartialBar`], which is emitted at a timely time at
+//! or before its first tick's event time (the source's capability), before
+//! the capability passes the bar's end (see [`crate::bars`]). Each partition
 //! keeps a watermark, `max event time seen − allowed lateness`; a tick below
 //! its partition's watermark (or below the worker's capability) is rejected
 //! as `late`. Because the lateness decision depends only on the order of
@@ -34,7 +36,7 @@
 //!
 //! This operator never panics on input; a reader error is logged and retried.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
@@ -44,8 +46,9 @@ use timely::dataflow::operators::OkErr;
 use timely::dataflow::{Scope, StreamVec};
 use tracing::warn;
 
+use crate::bars::{bar_bounds, PartialBar};
 use crate::progress::{PartitionProgress, SourceProgress};
-use crate::tick::{decode, Position, Reject, RejectReason, Tick, ValidationLimits};
+use crate::tick::{decode, Position, Reject, RejectReason, ValidationLimits};
 
 /// Does worker `index` of `peers` own `partition`?
 pub fn owns_partition(partition: i32, index: usize, peers: usize) -> bool {
@@ -192,16 +195,22 @@ struct PartitionState {
     eof_since: Option<u64>,
 }
 
-/// Builds the source operator; returns (ticks at event time, rejects).
-/// `export` is a probe at the end of the dataflow the source paces itself
-/// by (see the module doc); None reads as fast as the reader allows.
+/// Builds the source operator; returns (partial bars of `bar_ms`, rejects).
+/// Accepted ticks are folded into a [`PartialBar`] per (symbol, partition,
+/// bar) in offset order; a partial leaves once the source's capability has
+/// passed its bar's end, at the capability it held before (at or before
+/// its first tick's time), so nothing downstream can close the bar without
+/// it. `export` is a probe at the end of the dataflow the source paces
+/// itself by (see the module doc); None reads as fast as the reader allows.
 pub fn tick_source<'s, R: RecordReader>(
     scope: Scope<'s, u64>,
     name: &str,
     mut reader: R,
     config: SourceConfig,
+    bar_ms: u64,
     export: Option<ProbeHandle<u64>>,
-) -> (StreamVec<'s, u64, Tick>, StreamVec<'s, u64, Reject>) {
+) -> (StreamVec<'s, u64, PartialBar>, StreamVec<'s, u64, Reject>) {
+    let bar_ms = bar_ms.max(1);
     let SourceConfig {
         lateness_ms,
         max_future_ms,
@@ -213,7 +222,7 @@ pub fn tick_source<'s, R: RecordReader>(
         progress,
     } = config;
     let pace = export.zip(max_ahead_ms);
-    let both = source::<_, CapacityContainerBuilder<Vec<Result<Tick, Reject>>>, _, _>(
+    let both = source::<_, CapacityContainerBuilder<Vec<Result<PartialBar, Reject>>>, _, _>(
         scope,
         name,
         |cap, info| {
@@ -243,6 +252,8 @@ pub fn tick_source<'s, R: RecordReader>(
             let mut read: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
             // Clock time the source paused at, while it is paused.
             let mut paused_at: Option<u64> = None;
+            // Partial bars not yet sent, by (bar end, partition), then symbol.
+            let mut open: BTreeMap<(u64, i32), HashMap<String, PartialBar>> = BTreeMap::new();
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 if let Some((probe, ahead)) = &pace {
@@ -318,9 +329,18 @@ pub fn tick_source<'s, R: RecordReader>(
                                         st.max_ts = Some(
                                             st.max_ts.map_or(tick.ts_ms, |m| m.max(tick.ts_ms)),
                                         );
-                                        // Emitting at the capability (<= ts) is sound: bars are closed
-                                        // by the frontier, which cannot pass ts until this is delivered.
-                                        output.session(&*c).give(Ok(tick));
+                                        // Sent at a capability <= ts before the capability passes
+                                        // the bar's end (below), so bars cannot close without it.
+                                        let (_, end) = bar_bounds(tick.ts_ms, bar_ms);
+                                        let bucket =
+                                            open.entry((end, tick.pos.partition)).or_default();
+                                        match bucket.get_mut(tick.symbol.as_str()) {
+                                            Some(p) => p.add(&tick),
+                                            None => {
+                                                let p = PartialBar::new(&tick, end);
+                                                bucket.insert(tick.symbol, p);
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -339,6 +359,9 @@ pub fn tick_source<'s, R: RecordReader>(
                     }
                 }
                 if reader.finished() {
+                    let mut session = output.session(&*c);
+                    send_partials(&mut open, u64::MAX, |p| session.give(Ok(p)));
+                    drop(session);
                     cap = None;
                     return;
                 }
@@ -359,6 +382,9 @@ pub fn tick_source<'s, R: RecordReader>(
                     (None, None) => *c.time(),
                 };
                 if target > *c.time() {
+                    let mut session = output.session(&*c);
+                    send_partials(&mut open, target, |p| session.give(Ok(p)));
+                    drop(session);
                     c.downgrade(&target);
                 }
                 if got_records {
@@ -370,6 +396,23 @@ pub fn tick_source<'s, R: RecordReader>(
         },
     );
     both.ok_err(|r| r)
+}
+
+/// Sends every partial bar that ends at or before `upto` (no tick of it can
+/// be accepted once the capability is there).
+fn send_partials(
+    open: &mut BTreeMap<(u64, i32), HashMap<String, PartialBar>>,
+    upto: u64,
+    mut give: impl FnMut(PartialBar),
+) {
+    while let Some(entry) = open.first_entry() {
+        if entry.key().0 > upto {
+            break;
+        }
+        for (_, p) in entry.remove() {
+            give(p);
+        }
+    }
 }
 
 /// A reader over records held in memory, for tests and benchmarks: it hands
