@@ -84,6 +84,7 @@ def targets_of(s):
     t = set()
     if s.lstrip().startswith(("{", "[")):
         t.add("tick_decode")
+        t.add("tick_scan")
         t.add("replay_jsonl")
         if any(k in s for k in ('"e"', '"stream"', '"result"', '"code"')):
             t.add("binance_frame")

@@ -38,6 +38,8 @@ cargo fuzz build "${FUZZ_FLAGS[@]}" >&2
 
 for t in "${targets[@]}"; do
   log="$(mktemp)"
+  # A target no test fixture seeds starts from an empty corpus.
+  mkdir -p "fuzz/corpus/$t"
   # -timeout: one input taking over 10 s is a hang; -rss_limit_mb bounds memory.
   if ! cargo fuzz run "${FUZZ_FLAGS[@]}" "$t" "fuzz/corpus/$t" -- \
       -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
