@@ -4,7 +4,7 @@
 //! symbol, as a Kafka producer keys them: a line whose `"symbol"` string is
 //! found by a cheap scan (no escapes) goes to partition
 //! `stable_hash(symbol) mod partitions`, the same as
-//! [`dataflows::source::partition_records`] for the in-memory source; any
+//! [`dataflows::source::partition_of_key`] for the in-memory source; any
 //! other line (no symbol, an escaped one, not JSON at all) goes to
 //! `line mod partitions`. The offset is the line number either way, so a
 //! partition's offsets increase in file order. Keeping a symbol in one
@@ -20,8 +20,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use dataflows::num::stable_hash;
-use dataflows::source::{owns_partition, Record, RecordReader, SourceEvent};
+use dataflows::source::{owns_partition, partition_of_key, Record, RecordReader, SourceEvent};
 use dataflows::tick::Position;
 
 /// A JSONL reader for one worker.
@@ -72,12 +71,12 @@ impl JsonlReader {
 }
 
 /// The partition of line number `line` with bytes `payload` (see the module
-/// doc): by its symbol's stable hash, or by line number without one.
-pub fn partition_of(payload: &[u8], line: i64, partitions: i32) -> i32 {
-    let partitions = partitions.max(1);
+/// doc): by its symbol, as the in-memory source keys it, or by line number
+/// without one.
+fn partition_of(payload: &[u8], line: i64, partitions: i32) -> i32 {
     match symbol_of(payload) {
-        Some(symbol) => (stable_hash(symbol) % partitions as u64) as i32,
-        None => (line.rem_euclid(i64::from(partitions))) as i32,
+        Some(symbol) => partition_of_key(symbol, partitions),
+        None => line.rem_euclid(i64::from(partitions.max(1))) as i32,
     }
 }
 

@@ -457,6 +457,13 @@ impl RecordReader for VecReader {
     }
 }
 
+/// The partition, among `num_partitions` (at least one), of a record keyed
+/// `key`: FNV-1a ([`crate::num::stable_hash`]) modulo the count. Shared by
+/// the in-memory and the JSONL file sources, so both key a symbol alike.
+pub fn partition_of_key(key: &str, num_partitions: i32) -> i32 {
+    (crate::num::stable_hash(key) % num_partitions.max(1) as u64) as i32
+}
+
 /// Assigns payloads to in-memory partitions by a stable hash of the key
 /// (FNV-1a, [`crate::num::stable_hash`]) and numbers offsets per partition.
 /// This is not the Kafka producer's partitioner (murmur2): records keyed
@@ -470,7 +477,7 @@ pub fn partition_records(
     payloads
         .into_iter()
         .map(|(key, payload)| {
-            let partition = (crate::num::stable_hash(&key) % num_partitions as u64) as i32;
+            let partition = partition_of_key(&key, num_partitions);
             let off = next.entry(partition).or_insert(0);
             let pos = Position {
                 partition,
