@@ -16,6 +16,8 @@
 //! hundred times the baseline's. With the shrinkage in place the bound is
 //! a last guard, not the mechanism.
 
+use serde::{Deserialize, Serialize};
+
 use crate::features::{winsor, Features};
 use crate::intervals::AdaptiveInterval;
 use crate::models::horizon_scale;
@@ -26,7 +28,7 @@ pub const MAX_MOVE_VOLS: f64 = 3.0;
 
 /// A forecast as issued at bar t: the model's raw forecast, what is served,
 /// and the served forecast's 80% interval (once enough is known).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Issued {
     /// The model's own forecast of the log return.
     pub raw: f64,
@@ -37,7 +39,7 @@ pub struct Issued {
 }
 
 /// One (symbol, horizon, model)'s shrinkage and interval state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Calibrator {
     h: u32,
     shrink: Shrinkage,

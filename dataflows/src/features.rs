@@ -208,7 +208,7 @@ impl Features {
 
 /// A running sum with Neumaier compensation, so adding and removing values
 /// for hours does not drift away from the exact window sum.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct Sum {
     sum: f64,
     comp: f64,
@@ -230,7 +230,7 @@ impl Sum {
 }
 
 /// A ring with running sums of values and squares.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct RollingSum {
     cap: usize,
     values: VecDeque<f64>,
@@ -272,7 +272,7 @@ impl RollingSum {
 }
 
 /// Rolling state of one symbol: a few kilobytes, constant in time.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FeatureState {
     closes: VecDeque<f64>,
     sq_ret: [RollingSum; 2],

@@ -22,6 +22,9 @@
 
 use std::collections::VecDeque;
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// Central coverage of the prediction intervals.
 pub const INTERVAL_COVERAGE: f64 = 0.8;
 /// Residuals kept per (symbol, horizon, model) for the intervals.
@@ -90,9 +93,36 @@ impl Residuals {
     }
 }
 
+/// Stored as the window in arrival order and its capacity; the sorted copy
+/// is rebuilt on load (it is a function of the window), so a stored state
+/// cannot hold a sorted copy that disagrees with its window.
+impl Serialize for Residuals {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.ring, self.cap).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Residuals {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (ring, cap): (VecDeque<f64>, usize) = Deserialize::deserialize(d)?;
+        if ring.len() > cap {
+            return Err(D::Error::custom(format!(
+                "{} residuals in a window of {cap}",
+                ring.len()
+            )));
+        }
+        if ring.iter().any(|r| !r.is_finite()) {
+            return Err(D::Error::custom("a residual is not finite"));
+        }
+        let mut sorted: Vec<f64> = ring.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        Ok(Residuals { ring, sorted, cap })
+    }
+}
+
 /// One (symbol, horizon, model)'s interval state: scaled residuals and
 /// the two tails' adaptive levels.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AdaptiveInterval {
     residuals: Residuals,
     /// Target miss rate per tail.
@@ -188,6 +218,32 @@ mod tests {
             }
         }
         assert!(Residuals::new(5).quantile(0.5).is_none());
+    }
+
+    /// A window read back from its stored form has the same residuals in
+    /// the same order and the same sorted copy, so it evolves identically;
+    /// a stored window longer than its capacity is refused.
+    #[test]
+    fn residuals_round_trip_and_keep_evolving_alike() {
+        let mut rng = crate::sim::Rng::new(4);
+        let mut a = Residuals::new(30);
+        for _ in 0..45 {
+            a.push(rng.normal());
+        }
+        let mut b = crate::snapshot::round_trip(&a);
+        assert_eq!(b.sorted, a.sorted);
+        for _ in 0..40 {
+            let x = rng.normal();
+            a.push(x);
+            b.push(x);
+            assert_eq!(a.ring, b.ring);
+            assert_eq!(a.sorted, b.sorted);
+        }
+        let mut over = a.clone();
+        over.cap = 10;
+        let bytes = crate::snapshot::encode(&over);
+        let err = crate::snapshot::decode::<Residuals>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("window of 10"), "{err}");
     }
 
     /// Residuals whose spread keeps growing in a way the volatility scale

@@ -21,6 +21,7 @@ pub mod num;
 pub mod predict;
 pub mod progress;
 pub mod sim;
+pub mod snapshot;
 pub mod source;
 pub mod tick;
 

@@ -116,7 +116,9 @@ enum Judged {
     Champion(Champion),
 }
 
-/// One series' state in the evaluation operator.
+/// One series' state in the evaluation operator; a snapshot stores it as
+/// is ([`crate::snapshot`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct SeriesState {
     /// Lag memory per model (for the Newey–West variance).
     lags: BTreeMap<String, LossLags>,

@@ -12,6 +12,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::num::{to_fixed, ERR_SCALE};
 use crate::predict::Score;
 
@@ -24,7 +26,7 @@ pub const LOSS_SCALE: f64 = 1e14;
 const MAX_LOSS_UNITS: i64 = 100_000_000_000_000_000;
 
 /// One model's sums over one day (or a window of days).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayStats {
     /// Scores.
     pub n: i64,
@@ -104,7 +106,7 @@ impl DayStats {
 /// correlated; the Newey–West variance needs Σ dₜdₜ₋ₖ for k < h. A score
 /// that does not follow the previous one by exactly one bar (a gap, a
 /// restart) starts the memory afresh: lag products never span a gap.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LossLags {
     last_made_at: Option<u64>,
     /// Most recent first.

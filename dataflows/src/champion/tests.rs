@@ -307,3 +307,75 @@ fn batch_models_are_judged_like_any_other_model() {
     let d = decide(&w, "batch_ridge", &|m: &str| m != "batch_ridge", 7, 1, &cfg);
     assert_eq!(d.champion, PERSISTENCE, "{}", d.reason);
 }
+
+/// What happens to one series, in order: scores on a day, then its close.
+#[derive(Clone, Debug)]
+enum Event {
+    Add(Score, i32),
+    Close(i32),
+}
+
+/// Twelve days of scores of a baseline, a model with some skill and one
+/// with none, 60 one-minute outcomes a day, each day closed at its end.
+fn series_events(seed: u64) -> Vec<Event> {
+    let mut rng = Rng::new(seed);
+    let mut events = Vec::new();
+    for day in 0..12i32 {
+        for i in 0..60u64 {
+            let t = day as u64 * 60 + i;
+            let x = rng.normal();
+            let y = 1e-3 * (0.4 * x + rng.normal());
+            for (model, p) in [
+                (PERSISTENCE, 0.0),
+                ("good", 0.4e-3 * x),
+                ("noise", 1e-3 * rng.normal()),
+            ] {
+                let mut s = score(model, 1, t, p, y, Some(rng.uniform() < 0.8));
+                s.made_at_ms = t * 60_000;
+                s.target_at_ms = (t + 1) * 60_000;
+                events.push(Event::Add(s, day));
+            }
+        }
+        events.push(Event::Close(day));
+    }
+    events
+}
+
+fn replay(st: &mut SeriesState, events: &[Event], cfg: &ChampionConfig) -> Vec<Judged> {
+    let mut out = Vec::new();
+    for e in events {
+        match e {
+            Event::Add(s, day) => st.add(s, *day),
+            Event::Close(day) => out.extend(st.close_day(*day, 1, cfg).unwrap_or_default()),
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// Stopping a series anywhere (mid-day included), storing it, reading
+    /// it back and going on judges every later day exactly as never
+    /// stopping does, and ends in the same state bytes.
+    #[test]
+    fn restored_series_continues_as_if_never_stopped(seed in 0u64..10_000, cut in 0usize..2_172) {
+        let cfg = ChampionConfig {
+            window_days: 3,
+            min_samples: 50,
+            ..ChampionConfig::default()
+        };
+        let events = series_events(seed);
+        let mut whole = SeriesState::new();
+        let all = replay(&mut whole, &events, &cfg);
+        let mut first = SeriesState::new();
+        let mut got = replay(&mut first, &events[..cut], &cfg);
+        let mut restored = crate::snapshot::round_trip(&first);
+        got.extend(replay(&mut restored, &events[cut..], &cfg));
+        proptest::prop_assert_eq!(got, all);
+        proptest::prop_assert_eq!(
+            crate::snapshot::encode(&restored),
+            crate::snapshot::encode(&whole)
+        );
+    }
+}

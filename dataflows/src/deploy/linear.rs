@@ -216,6 +216,11 @@ impl BatchModel {
     pub fn version(&self) -> &ModelVersion {
         &self.version
     }
+
+    /// Its parameters.
+    pub fn parameters(&self) -> &LinearForecast {
+        &self.model
+    }
 }
 
 impl OnlineModel for BatchModel {

@@ -8,11 +8,13 @@
 //! (the old rule) the h = 15 average rested on about one independent
 //! outcome and its skill was −0.32.
 
+use serde::{Deserialize, Serialize};
+
 use super::{Forecast, OnlineModel};
 use crate::features::Features;
 
 /// Predicts no change.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Persistence;
 
 impl OnlineModel for Persistence {
@@ -28,7 +30,7 @@ impl OnlineModel for Persistence {
 }
 
 /// Predicts the exponentially weighted mean of past realised returns.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct EwmaDrift {
     alpha: f64,
     mean: f64,

@@ -22,11 +22,13 @@
 //! the forecast is served is decided by the model's own out-of-sample
 //! record, for every model alike ([`crate::calibrate`]).
 
+use serde::{Deserialize, Serialize};
+
 use super::{Forecast, OnlineModel};
 use crate::features::Features;
 
 /// Holt's double exponential smoothing with a damped trend.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Holt {
     alpha: f64,
     beta: f64,

@@ -4,6 +4,8 @@
 //! (2p − 1) times the running mean absolute return of the horizon, so it
 //! can be scored like the others; the probability itself is reported too.
 
+use serde::{Deserialize, Serialize};
+
 use super::{Forecast, OnlineModel};
 use crate::features::{Features, FEATURE_DIM};
 
@@ -11,7 +13,7 @@ const L2: f64 = 1e-4;
 const MAX_WEIGHT: f64 = 1e3;
 
 /// Logistic regression with SGD.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Logistic {
     rate: f64,
     w: [f64; FEATURE_DIM],

@@ -1,7 +1,8 @@
 //! Online models: predict a horizon's log return from the features at bar t,
 //! learn from the realised return only when bar t+h has closed.
 //!
-//! Every model is a small struct behind [`OnlineModel`]; one instance per
+//! Every model is a small struct behind [`OnlineModel`], gathered in the
+//! [`Online`] enum (plain data, so a snapshot can store it); one instance per
 //! (symbol, horizon), a few hundred bytes each (measured by the model
 //! benchmark). A model never returns a non-finite prediction: one that
 //! diverges resets itself to its prior and the caller logs it (none of the
@@ -25,6 +26,8 @@ pub use holt::Holt;
 pub use logistic::Logistic;
 pub use ridge::Ridge;
 pub use rls::{per_bar_forgetting, Autoregressive, Rls};
+
+use serde::{Deserialize, Serialize};
 
 use crate::features::Features;
 
@@ -72,6 +75,54 @@ pub trait OnlineModel: Send {
     fn learn(&mut self, x: &Features, y: f64) -> bool;
 }
 
+/// One online model of the zoo, as plain data: what a predictor holds per
+/// (symbol, horizon), and what a snapshot stores of it. A closed set, so a
+/// stored model is read back as the same kind with the same state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Online {
+    /// [`Persistence`].
+    Persistence(Persistence),
+    /// [`EwmaDrift`].
+    EwmaDrift(EwmaDrift),
+    /// [`Rls`] (boxed: its 8 × 8 system is three times the next model).
+    Rls(Box<Rls>),
+    /// [`Autoregressive`].
+    Ar(Autoregressive),
+    /// [`Holt`].
+    Holt(Holt),
+    /// [`Logistic`].
+    Logistic(Logistic),
+}
+
+/// Calls `$body` with `$m` bound to the model inside `$online`.
+macro_rules! each_online {
+    ($online:expr, $m:ident => $body:expr) => {
+        match $online {
+            Online::Persistence($m) => $body,
+            Online::EwmaDrift($m) => $body,
+            Online::Rls($m) => $body,
+            Online::Ar($m) => $body,
+            Online::Holt($m) => $body,
+            Online::Logistic($m) => $body,
+        }
+    };
+}
+
+impl OnlineModel for Online {
+    fn name(&self) -> &'static str {
+        each_online!(self, m => m.name())
+    }
+    fn observe(&mut self, x: &Features) {
+        each_online!(self, m => m.observe(x))
+    }
+    fn predict(&self, x: &Features) -> Forecast {
+        each_online!(self, m => m.predict(x))
+    }
+    fn learn(&mut self, x: &Features, y: f64) -> bool {
+        each_online!(self, m => m.learn(x, y))
+    }
+}
+
 /// The online models' hyper-parameters; [`ModelParams::instantiate`] makes
 /// one instance of every model, in a fixed order (the order reaches outputs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,7 +154,7 @@ impl Default for ModelParams {
 
 impl ModelParams {
     /// Fresh instances of every model for one (symbol, horizon of `h` bars).
-    pub fn instantiate(&self, h: u32) -> Vec<Box<dyn OnlineModel>> {
+    pub fn instantiate(&self, h: u32) -> Vec<Online> {
         let ModelParams {
             rls_lambda,
             ridge,
@@ -112,12 +163,12 @@ impl ModelParams {
             logistic_rate,
         } = *self;
         vec![
-            Box::new(Persistence),
-            Box::new(EwmaDrift::new(drift_alpha, h)),
-            Box::new(Rls::new(rls_lambda, ridge, h)),
-            Box::new(Autoregressive::new(rls_lambda, ridge, h)),
-            Box::new(Holt::new(alpha, beta, phi, h)),
-            Box::new(Logistic::new(logistic_rate)),
+            Online::Persistence(Persistence),
+            Online::EwmaDrift(EwmaDrift::new(drift_alpha, h)),
+            Online::Rls(Box::new(Rls::new(rls_lambda, ridge, h))),
+            Online::Ar(Autoregressive::new(rls_lambda, ridge, h)),
+            Online::Holt(Holt::new(alpha, beta, phi, h)),
+            Online::Logistic(Logistic::new(logistic_rate)),
         ]
     }
 

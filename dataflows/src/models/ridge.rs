@@ -23,13 +23,18 @@
 //! A non-finite state (only reachable through non-finite inputs, which are
 //! skipped) still resets the estimator, and [`Ridge::resets`] counts it.
 
+use serde::{Deserialize, Serialize};
+
 /// The estimator on `D` inputs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ridge<const D: usize> {
     lambda: f64,
     mu: f64,
+    #[serde(with = "crate::snapshot::arrays::matrix")]
     a: [[f64; D]; D],
+    #[serde(with = "crate::snapshot::arrays::vector")]
     b: [f64; D],
+    #[serde(with = "crate::snapshot::arrays::vector")]
     w: [f64; D],
     resets: u64,
 }

@@ -26,6 +26,8 @@
 //! is handled for every model alike by the shrinkage in
 //! [`crate::calibrate`], not here.
 
+use serde::{Deserialize, Serialize};
+
 use super::ridge::Ridge;
 use super::{horizon_scale, Forecast, OnlineModel};
 use crate::features::{winsor, Features, AR_LAGS, FEATURE_DIM};
@@ -36,7 +38,7 @@ pub fn per_bar_forgetting(lambda: f64, h: u32) -> f64 {
 }
 
 /// Linear model on [`Features::vector`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rls {
     est: Ridge<FEATURE_DIM>,
     h: u32,
@@ -67,7 +69,7 @@ impl OnlineModel for Rls {
 }
 
 /// AR(3) on 1-bar returns scaled by volatility, with an intercept.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Autoregressive {
     est: Ridge<{ AR_LAGS + 1 }>,
     h: u32,

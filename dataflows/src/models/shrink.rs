@@ -28,13 +28,15 @@
 //! per forecast and nothing else, so it applies to every model, including
 //! ones registered later.
 
+use serde::{Deserialize, Serialize};
+
 /// Memory of the shrinkage sums, in independent outcomes (h bars each).
 pub const SHRINK_MEMORY: f64 = 500.0;
 /// Standard errors the evidence must clear before anything is served.
 pub const SHRINK_Z: f64 = 1.0;
 
 /// The running sums behind κ for one (symbol, horizon, model).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Shrinkage {
     decay: f64,
     h: f64,

@@ -38,8 +38,12 @@ use crate::bars::Bar;
 use crate::calibrate::{Calibrator, Issued};
 use crate::deploy::{BatchModel, Deployment, ModelVersion};
 use crate::features::{FeatureState, Features, FEATURES, FEATURE_COUNT};
-use crate::models::{ModelParams, OnlineModel};
+use crate::models::{ModelParams, Online, OnlineModel};
 use crate::num::{stable_hash, F64};
+
+mod snapshot;
+
+pub use snapshot::SymbolSnapshot;
 
 /// One model's prediction for one (symbol, horizon) made at a bar close.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -187,12 +191,13 @@ impl Default for PredictConfig {
 }
 
 /// One model's prediction awaiting its outcome.
-#[derive(Clone)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Made {
     issued: Issued,
     batch: Option<ModelVersion>,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Pending {
     made_at: u64,
     base: f64,
@@ -203,7 +208,7 @@ struct Pending {
 
 struct HorizonState {
     h: u32,
-    models: Vec<Box<dyn OnlineModel>>,
+    models: Vec<Online>,
     /// One slot per configured batch-model name.
     batch: Vec<(&'static str, Option<BatchModel>)>,
     /// Per slot (online models, then batch slots, as in `current`): what
@@ -318,7 +323,7 @@ pub fn on_bar(state: &mut SymbolState, bar: &Bar, out: &mut Predicted) {
         let mut preds = Vec::with_capacity(online + hs.batch.len());
         for m in 0..online + hs.batch.len() {
             let (model, batch): (&mut dyn OnlineModel, Option<ModelVersion>) = if m < online {
-                (&mut *hs.models[m], None)
+                (&mut hs.models[m], None)
             } else {
                 match &mut hs.batch[m - online].1 {
                     Some(b) => {
