@@ -19,6 +19,7 @@ pub mod kafka;
 pub mod pipeline;
 pub mod replay;
 pub mod shutdown;
+pub mod state;
 pub mod supervise;
 pub mod symbols;
 pub mod telemetry;
