@@ -1,8 +1,9 @@
 //! Model cost: bytes of state per (symbol, horizon) instance of each online
 //! model and per symbol for the whole predictor, measured with a counting
 //! allocator, and bar updates per second of the predictor on one worker
-//! (features, every model on every horizon, scoring, intervals). Prints one
-//! JSON line per result.
+//! (features, every model on every horizon, scoring, intervals), and the
+//! size and cost of that state in a snapshot. Prints one JSON line per
+//! result.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -11,7 +12,7 @@ use std::time::Instant;
 use clap::Parser;
 use dataflows::features::FeatureState;
 use dataflows::models::{ModelParams, Online, OnlineModel};
-use dataflows::predict::{on_bar, PredictConfig, Predicted, SymbolState};
+use dataflows::predict::{on_bar, PredictConfig, Predicted, SymbolSnapshot, SymbolState};
 
 struct Counting;
 
@@ -118,6 +119,33 @@ fn main() {
             "horizons": config.horizons, "models_per_symbol": models,
             "bytes_per_symbol": bytes.round(), "bytes_per_symbol_model": (bytes / models as f64).round(),
             "bar_updates_per_sec_per_worker": ((args.symbols * args.bars) as f64 / secs).round(),
+        })
+    );
+
+    // The same states as a snapshot stores them (issue 14): bytes per
+    // symbol, and the time to take (copy + encode) and to restore (decode +
+    // rebuild) one symbol's state, what a snapshot stalls its operator by.
+    let t = Instant::now();
+    let encoded: Vec<Vec<u8>> = states
+        .iter()
+        .map(|st| dataflows::snapshot::encode(&st.snapshot()))
+        .collect();
+    let take_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for bytes in &encoded {
+        let snap: SymbolSnapshot = dataflows::snapshot::decode(bytes).expect("own encoding");
+        SymbolState::restore(&config, snap).expect("same configuration");
+    }
+    let restore_secs = t.elapsed().as_secs_f64();
+    let total: usize = encoded.iter().map(Vec::len).sum();
+    let n = args.symbols as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "predictor_snapshot", "symbols": args.symbols,
+            "bytes_per_symbol": (total as f64 / n).round(),
+            "take_us_per_symbol": (take_secs * 1e6 / n * 10.0).round() / 10.0,
+            "restore_us_per_symbol": (restore_secs * 1e6 / n * 10.0).round() / 10.0,
         })
     );
 }
