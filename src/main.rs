@@ -275,6 +275,11 @@ struct DemoArgs {
     access: AccessArgs,
 }
 
+/// mimalloc instead of the system allocator: see the dependency's note in
+/// `Cargo.toml` and the measurement in the README.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -176,6 +176,10 @@ impl Run<'_> {
     }
 }
 
+/// The allocator the `cryptoflow` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = payloads(&args)?;
