@@ -12,15 +12,17 @@
 //! need. This module does no I/O itself.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use differential_dataflow::consolidation::consolidate;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::operator::empty;
-use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use tracing::warn;
 
 use crate::bars::{bars, Bar, BarConfig, PartialBar};
 use crate::champion::{
@@ -29,6 +31,7 @@ use crate::champion::{
 };
 use crate::deploy::{deployments, DeploySetup, ModelRecord};
 use crate::predict::{predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Scored};
+use crate::snapshot::{crosses_cut, encode, next_cut, Assembled, Assembler, Entry, Key, Op, Piece};
 use crate::source::{tick_source, RecordReader, SourceConfig};
 use crate::tick::Reject;
 
@@ -84,6 +87,19 @@ pub trait OutputSink: 'static {
     /// dataflow is done). Lets a writer know how far its output is complete
     /// even when no delivery came (the orchestrator's sensors need it).
     fn progress(&mut self, _frontier: Option<u64>) {}
+    /// Called with each completed snapshot (see [`SnapshotConfig`]), after
+    /// every delivery before its cut and before any delivery at or after
+    /// it.
+    fn snapshot(&mut self, _snapshot: Assembled) {}
+}
+
+/// When the dataflow takes state snapshots (issue 14).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotConfig {
+    /// Cut every this many ms of event time (None: no snapshots). Every
+    /// stateful operator sends its state for the cuts its frontier passes,
+    /// and the export hands each newest complete cut to the sink.
+    pub every_ms: Option<u64>,
 }
 
 /// The whole pipeline's settings.
@@ -99,6 +115,8 @@ pub struct PipelineConfig {
     pub champion: ChampionConfig,
     /// Batch-model deployments (None: online models only, nothing waits).
     pub deploy: Option<DeploySetup>,
+    /// State snapshots.
+    pub snapshot: SnapshotConfig,
 }
 
 /// Builds the dataflow in `scope`, reading with `reader` (this worker's
@@ -116,11 +134,14 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         predict,
         champion,
         deploy,
+        snapshot,
     } = config;
+    let every = snapshot.every_ms;
 
     let probe = ProbeHandle::new();
-    let (ticks, rejects) = paced_source(scope, reader, source, bar_config.interval_ms, &probe);
-    let bars = bars(ticks, bar_config);
+    let (ticks, rejects, source_pieces) =
+        paced_source(scope, reader, source, bar_config.interval_ms, &probe, every);
+    let (bars, bar_pieces) = bars(ticks, bar_config, every);
     let (deploys, records) = match deploy {
         Some(setup) => deployments(bars.clone(), setup),
         None => (empty(scope), empty(scope)),
@@ -129,11 +150,13 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         current,
         scores,
         features,
-    } = predictor(bars.clone(), deploys, predict);
+        pieces: predict_pieces,
+    } = predictor(bars.clone(), deploys, predict, every);
     let Verdicts {
         evaluations: evals,
         decisions,
-    } = evaluations(scores.clone().map(|(s, t)| (s.score, t)), champion);
+        pieces: evaluate_pieces,
+    } = evaluations(scores.clone().map(|(s, t)| (s.score, t)), champion, every);
     let series = current.clone().map(|p| (p.symbol, p.horizon_bars));
     let champs = champions(decisions, series);
     let best = best_predictions(current.clone(), champs.clone());
@@ -178,8 +201,27 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             (Output::Model(r), t, 1)
         }),
     ];
-    export(scope, changes, &probe, sink);
+    let pieces = vec![source_pieces, bar_pieces, predict_pieces, evaluate_pieces];
+    let ops = [Op::Source, Op::Bars, Op::Predict, Op::Evaluate];
+    export(
+        scope,
+        changes,
+        pieces,
+        snapshot_plan(scope, every, &ops),
+        &probe,
+        sink,
+    );
     probe
+}
+
+/// The instances a snapshot waits for: each of `ops` on every worker, and
+/// the export on worker 0 (None: no snapshots).
+fn snapshot_plan(scope: Scope<'_, u64>, every: Option<u64>, ops: &[Op]) -> Option<Assembler> {
+    let peers = scope.peers();
+    every.map(|every| {
+        let workers = ops.iter().flat_map(|op| (0..peers).map(move |w| (*op, w)));
+        Assembler::new(every, workers.chain([(Op::Export, 0)]))
+    })
 }
 
 /// Source → validate → bars → export, nothing else: the tick path alone,
@@ -192,9 +234,12 @@ pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
 ) -> ProbeHandle<u64> {
     let probe = ProbeHandle::new();
     let interval_ms = config.bars.interval_ms;
-    let (ticks, rejects) = paced_source(scope, reader, config.source, interval_ms, &probe);
+    let every = config.snapshot.every_ms;
+    let (ticks, rejects, source_pieces) =
+        paced_source(scope, reader, config.source, interval_ms, &probe, every);
+    let (bars, bar_pieces) = bars(ticks, config.bars, every);
     let changes = vec![
-        bars(ticks, config.bars).map(|b| {
+        bars.map(|b| {
             let t = b.end_ms;
             (Output::Bar(b), t, 1)
         }),
@@ -203,39 +248,91 @@ pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
             (Output::Reject(r), t, 1)
         }),
     ];
-    export(scope, changes, &probe, sink);
+    let plan = snapshot_plan(scope, every, &[Op::Source, Op::Bars]);
+    export(
+        scope,
+        changes,
+        vec![source_pieces, bar_pieces],
+        plan,
+        &probe,
+        sink,
+    );
     probe
 }
 
 /// The single exit: every change goes to worker 0, is stashed by time and
 /// handed to `sink` as one consolidated [`Delivery`] per time once the
-/// frontier has passed it; `probe` watches the exit.
+/// frontier has passed it; `probe` watches the exit. With a snapshot
+/// `plan`, the pieces of every operator instance come here too, and each
+/// newest complete cut is handed to the sink once every delivery before it
+/// has been. The export's own state at a cut is what was read before the
+/// cut and is delivered after it: rejects placed at their partition's
+/// watermark, ahead of the message that carried them.
 fn export<'s, S: OutputSink>(
     scope: Scope<'s, u64>,
     changes: Vec<StreamVec<'s, u64, (Output, u64, isize)>>,
+    pieces: Vec<StreamVec<'s, u64, Piece>>,
+    plan: Option<Assembler>,
     probe: &ProbeHandle<u64>,
     mut sink: S,
 ) {
     let mut stash: BTreeMap<u64, Vec<(Output, isize)>> = BTreeMap::new();
+    // Changes delivered later than the message that carried them, by
+    // delivery time: (message time, change). The export's snapshot state.
+    let mut ahead: BTreeMap<u64, Vec<(u64, Output, isize)>> = BTreeMap::new();
     let mut reported: Option<Option<u64>> = None;
+    let mut pieced: u64 = 0;
     let leader = scope.index() == 0;
-    scope.concatenate(changes).probe_with(probe).sink(
-        Exchange::new(|_: &(Output, u64, isize)| 0),
-        "Export",
-        move |(input, frontier)| {
+    // Only worker 0 receives anything.
+    let mut plan = plan.filter(|_| leader);
+    let data = scope.concatenate(changes).probe_with(probe);
+    let pieces = scope.concatenate(pieces);
+    let mut builder = OperatorBuilder::new("Export".to_owned(), scope);
+    let mut input = builder.new_input(data, Exchange::new(|_: &(Output, u64, isize)| 0));
+    let mut piece_input = builder.new_input(pieces, Exchange::new(|_: &Piece| 0));
+    builder.build(move |_caps| {
+        move |frontiers| {
             input.for_each_stamp(|cap, data| {
                 let Some(&msg_time) = cap.least() else { return };
                 for (out, t, d) in data.flat_map(|d| d.drain(..)) {
                     // Never earlier than the message (rejects carry their watermark,
                     // which is at or after it).
-                    stash.entry(t.max(msg_time)).or_default().push((out, d));
+                    let at = t.max(msg_time);
+                    if at > msg_time && plan.is_some() {
+                        ahead
+                            .entry(at)
+                            .or_default()
+                            .push((msg_time, out.clone(), d));
+                    }
+                    stash.entry(at).or_default().push((out, d));
                 }
             });
+            piece_input.for_each_stamp(|_cap, data| {
+                for piece in data.flat_map(|d| d.drain(..)) {
+                    if let Some(plan) = plan.as_mut() {
+                        if let Err(e) = plan.add(piece) {
+                            warn!(error = %e, "snapshot piece dropped");
+                        }
+                    }
+                }
+            });
+            let frontier = frontiers[0].frontier().first().copied();
+            let mut piece = |upto: u64, ahead: &BTreeMap<u64, Vec<(u64, Output, isize)>>| {
+                if let Some(plan) = plan.as_mut() {
+                    while let Some(p) = export_piece(pieced, upto, plan.every_ms(), ahead) {
+                        pieced = p.upto;
+                        plan.add(p).expect("the export is expected");
+                    }
+                    pieced = pieced.max(upto);
+                }
+            };
             while let Some(entry) = stash.first_entry() {
-                if frontier.less_equal(entry.key()) {
+                let time = *entry.key();
+                if frontier.is_some_and(|f| f <= time) {
                     break;
                 }
-                let time = *entry.key();
+                piece(time, &ahead);
+                ahead.remove(&time);
                 // Differential promises the same accumulated collection, not the
                 // same update stream: consolidating makes a delivery canonical,
                 // independent of batching and worker count.
@@ -245,13 +342,67 @@ fn export<'s, S: OutputSink>(
                     sink.deliver(Delivery { time, changes });
                 }
             }
-            let now = frontier.frontier().first().copied();
-            if leader && reported != Some(now) {
-                reported = Some(now);
-                sink.progress(now);
+            if let Some(f) = frontier {
+                piece(f, &ahead);
             }
-        },
-    );
+            if let Some(plan) = plan.as_mut() {
+                if let Some(snapshot) = plan.complete() {
+                    sink.snapshot(snapshot);
+                }
+            }
+            if leader && reported != Some(frontier) {
+                reported = Some(frontier);
+                sink.progress(frontier);
+            }
+        }
+    });
+}
+
+/// The export's piece for the cuts in `(after, upto]` if one lies there:
+/// the changes read before the first of them and delivered at or after it,
+/// valid until the next delivery or message time among them.
+fn export_piece(
+    after: u64,
+    upto: u64,
+    every: u64,
+    ahead: &BTreeMap<u64, Vec<(u64, Output, isize)>>,
+) -> Option<Piece> {
+    if !crosses_cut(after, upto, every) {
+        return None;
+    }
+    let started = Instant::now();
+    let cut = next_cut(after, every);
+    let mut held: Vec<(u64, &Output, isize)> = Vec::new();
+    let mut until = upto;
+    for (&at, changes) in ahead.range(cut..) {
+        until = until.min(at);
+        for (msg, out, d) in changes {
+            if *msg < cut {
+                held.push((at, out, *d));
+            } else {
+                until = until.min(*msg);
+            }
+        }
+    }
+    held.sort();
+    let entries = if held.is_empty() {
+        Vec::new()
+    } else {
+        vec![Entry {
+            op: Op::Export,
+            key: Key::Global,
+            bytes: encode(&held),
+        }]
+    };
+    Some(Piece {
+        op: Op::Export,
+        worker: 0,
+        after,
+        upto: until,
+        entries,
+        // Measured only, never an input: the stall a snapshot causes.
+        stall_ns: started.elapsed().as_nanos() as u64,
+    })
 }
 
 /// The tick source, paced by the export's `probe` (see `source`'s flow
@@ -264,7 +415,12 @@ fn paced_source<'s, R: RecordReader>(
     mut source: SourceConfig,
     bar_ms: u64,
     probe: &ProbeHandle<u64>,
-) -> (StreamVec<'s, u64, PartialBar>, StreamVec<'s, u64, Reject>) {
+    snapshot_every: Option<u64>,
+) -> (
+    StreamVec<'s, u64, PartialBar>,
+    StreamVec<'s, u64, Reject>,
+    StreamVec<'s, u64, Piece>,
+) {
     let least_ahead = 2 * bar_ms + source.lateness_ms;
     source.max_ahead_ms = source.max_ahead_ms.map(|ms| ms.max(least_ahead));
     tick_source(
@@ -274,5 +430,6 @@ fn paced_source<'s, R: RecordReader>(
         source,
         bar_ms,
         Some(probe.clone()),
+        snapshot_every,
     )
 }

@@ -6,13 +6,33 @@
 use std::sync::{Arc, Mutex};
 
 use crate::graph::{build, build_bars, Delivery, Output, OutputSink, PipelineConfig};
+use crate::snapshot::Assembled;
 use crate::source::{Record, RecordReader, VecReader};
 
-struct Collect(Arc<Mutex<Vec<Delivery>>>);
+/// What a run exported: its deliveries and its snapshots.
+#[derive(Default)]
+struct Collected {
+    deliveries: Vec<Delivery>,
+    snapshots: Vec<Assembled>,
+}
+
+struct Collect(Arc<Mutex<Collected>>);
 
 impl OutputSink for Collect {
     fn deliver(&mut self, delivery: Delivery) {
-        self.0.lock().expect("collector lock").push(delivery);
+        self.0
+            .lock()
+            .expect("collector lock")
+            .deliveries
+            .push(delivery);
+    }
+
+    fn snapshot(&mut self, snapshot: Assembled) {
+        self.0
+            .lock()
+            .expect("collector lock")
+            .snapshots
+            .push(snapshot);
     }
 }
 
@@ -75,14 +95,31 @@ where
     R: RecordReader,
     F: Fn(usize, usize) -> Result<R, String> + Send + Sync + 'static,
 {
-    let collected = Arc::new(Mutex::new(Vec::new()));
+    Ok(run_collect_all(workers, make_reader, config)?.0)
+}
+
+/// [`run_collect`] that also returns the snapshots the run took, in the
+/// order they completed (see [`crate::graph::SnapshotConfig`]).
+pub fn run_collect_all<R, F>(
+    workers: usize,
+    make_reader: F,
+    config: PipelineConfig,
+) -> Result<(Vec<Delivery>, Vec<Assembled>), String>
+where
+    R: RecordReader,
+    F: Fn(usize, usize) -> Result<R, String> + Send + Sync + 'static,
+{
+    let collected = Arc::new(Mutex::new(Collected::default()));
     let sink_target = collected.clone();
     run_with(workers, make_reader, config, Stages::All, move || {
         Collect(sink_target.clone())
     })?;
-    let mut out = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
-    out.sort_by_key(|d| d.time);
-    Ok(out)
+    let Collected {
+        mut deliveries,
+        snapshots,
+    } = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
+    deliveries.sort_by_key(|d| d.time);
+    Ok((deliveries, snapshots))
 }
 
 /// How many outputs of each kind a run inserted: what a benchmark needs to
@@ -101,6 +138,12 @@ pub struct Tally {
     pub rejects: u64,
     /// Every change, of any kind and sign.
     pub changes: u64,
+    /// Snapshots completed.
+    pub snapshots: u64,
+    /// Bytes of the last snapshot's entries.
+    pub snapshot_bytes_last: u64,
+    /// The longest stall one operator had making its part of a snapshot, ns.
+    pub snapshot_stall_max_ns: u64,
 }
 
 impl Tally {
@@ -124,6 +167,13 @@ struct Count(Arc<Mutex<Tally>>);
 impl OutputSink for Count {
     fn deliver(&mut self, delivery: Delivery) {
         self.0.lock().expect("tally lock").add(&delivery);
+    }
+
+    fn snapshot(&mut self, snapshot: Assembled) {
+        let mut t = self.0.lock().expect("tally lock");
+        t.snapshots += 1;
+        t.snapshot_bytes_last = snapshot.entries.iter().map(|e| e.bytes.len() as u64).sum();
+        t.snapshot_stall_max_ns = t.snapshot_stall_max_ns.max(snapshot.stall_max_ns);
     }
 }
 

@@ -25,5 +25,5 @@ pub mod snapshot;
 pub mod source;
 pub mod tick;
 
-pub use graph::{build, Delivery, Output, OutputSink, PipelineConfig};
+pub use graph::{build, Delivery, Output, OutputSink, PipelineConfig, SnapshotConfig};
 pub use tick::{Reject, RejectReason, Side, Tick};

@@ -71,11 +71,20 @@ struct Args {
     /// A label copied into every JSON line.
     #[arg(long, default_value = "")]
     label: String,
+    /// Take a state snapshot every this many ms of event time (issue 14;
+    /// default: none). The JSON line then counts them, their bytes and the
+    /// longest stall one caused.
+    #[arg(long)]
+    snapshot_every_ms: Option<u64>,
 }
 
 const START: u64 = 1_700_000_000_000;
 
-fn config(models: &[&'static str], horizons: &[u32]) -> PipelineConfig {
+fn config(
+    models: &[&'static str],
+    horizons: &[u32],
+    snapshot_every_ms: Option<u64>,
+) -> PipelineConfig {
     // Historical event times: the idle-advance and future checks must not interfere.
     PipelineConfig {
         source: SourceConfig::new()
@@ -85,6 +94,9 @@ fn config(models: &[&'static str], horizons: &[u32]) -> PipelineConfig {
             models: models.to_vec(),
             horizons: horizons.to_vec(),
             ..PredictConfig::default()
+        },
+        snapshot: dataflows::SnapshotConfig {
+            every_ms: snapshot_every_ms,
         },
         ..PipelineConfig::default()
     }
@@ -165,6 +177,12 @@ impl Run<'_> {
             "rejects": t.rejects,
             "rss_peak_mb": rss_peak_mb(),
         });
+        if self.args.snapshot_every_ms.is_some() {
+            line["snapshot_every_ms"] = self.args.snapshot_every_ms.into();
+            line["snapshots"] = t.snapshots.into();
+            line["snapshot_bytes_last"] = t.snapshot_bytes_last.into();
+            line["snapshot_stall_max_ms"] = (t.snapshot_stall_max_ns as f64 / 1e6).into();
+        }
         if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
             obj.extend(more);
         }
@@ -172,7 +190,11 @@ impl Run<'_> {
     }
 
     fn config(&self) -> PipelineConfig {
-        config(&self.models, &self.args.horizons)
+        config(
+            &self.models,
+            &self.args.horizons,
+            self.args.snapshot_every_ms,
+        )
     }
 }
 

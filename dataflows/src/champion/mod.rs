@@ -31,11 +31,13 @@ pub mod rule;
 pub mod stats;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
@@ -46,6 +48,7 @@ pub use stats::{loss_difference, DayStats, LossLags, LOSS_SCALE};
 use crate::models::PERSISTENCE;
 use crate::num::{stable_hash, utc_day, DAY_MS, ERR_SCALE, F64};
 use crate::predict::{Prediction, Score};
+use crate::snapshot::{crosses_cut, encode, Entry, Key, Op, Piece};
 
 /// Key of a (symbol, horizon in bars).
 pub type SeriesKey = (String, u32);
@@ -248,46 +251,120 @@ fn day_row(model: &str, s: &DayStats, decision: &Decision) -> Evaluation {
     }
 }
 
+/// One judged row as the evaluation emits it: (((series, day), judged), time, diff).
+type JudgedRow = (((SeriesKey, i32), Judged), u64, isize);
+
+/// A snapshot's entries for `series`: one per symbol, its series by horizon.
+fn series_entries(series: &BTreeMap<SeriesKey, SeriesState>) -> Vec<Entry> {
+    let mut by_symbol: BTreeMap<&str, Vec<(u32, &SeriesState)>> = BTreeMap::new();
+    for ((symbol, h), st) in series {
+        by_symbol.entry(symbol).or_default().push((*h, st));
+    }
+    by_symbol
+        .into_iter()
+        .map(|(symbol, of_symbol)| Entry {
+            op: Op::Evaluate,
+            key: Key::Symbol(symbol.to_string()),
+            bytes: encode(&of_symbol),
+        })
+        .collect()
+}
+
 /// The daily evaluation's two collections.
 pub struct Verdicts<'s> {
     /// Every model's row per (symbol, horizon, day).
     pub evaluations: VecCollection<'s, u64, ((SeriesKey, i32), Evaluation), isize>,
     /// The champion decided at the end of each (symbol, horizon, day).
     pub decisions: VecCollection<'s, u64, (SeriesKey, (i32, Champion)), isize>,
+    /// Snapshot pieces (none without a snapshot interval).
+    pub pieces: StreamVec<'s, u64, Piece>,
 }
 
 /// The daily evaluation of `scores` (each with the time it was produced).
+/// With `snapshot_every` (ms), `pieces` carries a [`Piece`] whenever the
+/// frontier passes cut times: per symbol, its series' state after every
+/// score and day end before the cut and none after.
 pub fn evaluations<'s>(
     scores: StreamVec<'s, u64, (Score, u64)>,
     config: ChampionConfig,
+    snapshot_every: Option<u64>,
 ) -> Verdicts<'s> {
-    let judged = scores.unary_frontier(
+    let scope = scores.scope();
+    let worker = scope.index();
+    let mut builder = OperatorBuilder::new("DailyEvaluation".to_owned(), scope);
+    let mut input = builder.new_input(
+        scores,
         Exchange::new(|(s, _): &(Score, u64)| stable_hash(&s.symbol)),
-        "DailyEvaluation",
-        move |_cap, _info| {
-            // Scores by the time they were produced, until that time is complete.
-            let mut stash: BTreeMap<u64, Vec<Score>> = BTreeMap::new();
-            // A capability per day end that has scores.
-            let mut day_ends: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
-            let mut series: BTreeMap<SeriesKey, SeriesState> = BTreeMap::new();
-            move |(input, frontier), output| {
-                input.for_each_stamp(|cap, data| {
-                    let Some(&time) = cap.least() else { return };
-                    let end = (utc_day(time) as u64 + 1) * DAY_MS;
-                    day_ends
-                        .entry(end)
-                        .or_insert_with(|| cap.delayed(&end, output.output_index()));
-                    stash
-                        .entry(time)
-                        .or_default()
-                        .extend(data.flat_map(|d| d.drain(..)).map(|(s, _)| s));
-                });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
+    );
+    let (judged_out, judged) = builder.new_output::<Vec<JudgedRow>>();
+    let (piece_out, pieces) = builder.new_output::<Vec<Piece>>();
+    let mut judged_out = OutputBuilder::from(judged_out);
+    let mut piece_out = OutputBuilder::from(piece_out);
+    builder.build(move |mut caps| {
+        // Held until the input ends: pieces go out at time 0.
+        let mut piece_cap = caps.pop();
+        drop(caps);
+        // Scores by the time they were produced, until that time is complete.
+        let mut stash: BTreeMap<u64, Vec<Score>> = BTreeMap::new();
+        // A capability per day end that has scores.
+        let mut day_ends: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+        let mut series: BTreeMap<SeriesKey, SeriesState> = BTreeMap::new();
+        // Cuts up to here have had their piece.
+        let mut pieced: u64 = 0;
+        move |frontiers| {
+            input.for_each_stamp(|cap, data| {
+                let Some(&time) = cap.least() else { return };
+                let end = (utc_day(time) as u64 + 1) * DAY_MS;
+                day_ends.entry(end).or_insert_with(|| cap.delayed(&end, 0));
+                stash
+                    .entry(time)
+                    .or_default()
+                    .extend(data.flat_map(|d| d.drain(..)).map(|(s, _)| s));
+            });
+            // Everything before `done` is complete (None: everything is).
+            let done = frontiers[0].frontier().first().copied();
+            let mut output = judged_out.activate();
+            let mut piece =
+                |upto: u64, pieced: &mut u64, series: &BTreeMap<SeriesKey, SeriesState>| {
+                    if let (Some(every), Some(cap)) = (snapshot_every, piece_cap.as_ref()) {
+                        if crosses_cut(*pieced, upto, every) {
+                            let started = Instant::now();
+                            let entries = series_entries(series);
+                            // Measured only, never an input: the stall a snapshot causes.
+                            let stall_ns = started.elapsed().as_nanos() as u64;
+                            piece_out.activate().session(cap).give(Piece {
+                                op: Op::Evaluate,
+                                worker,
+                                after: *pieced,
+                                upto,
+                                entries,
+                                stall_ns,
+                            });
+                        }
                     }
-                    let day = utc_day(*entry.key());
-                    let mut scores = entry.remove();
+                    *pieced = (*pieced).max(upto);
+                };
+            // Scores and day ends in time order: a score at t once t < done, a
+            // day end e once e <= done; cuts see the state before each.
+            loop {
+                let score_at = stash
+                    .first_key_value()
+                    .map(|(t, _)| *t)
+                    .filter(|t| done.is_none_or(|f| *t < f));
+                let day_end = day_ends
+                    .first_key_value()
+                    .map(|(e, _)| *e)
+                    .filter(|e| done.is_none_or(|f| *e <= f));
+                let at = match (score_at, day_end) {
+                    (Some(t), Some(e)) => t.min(e),
+                    (Some(t), None) => t,
+                    (None, Some(e)) => e,
+                    (None, None) => break,
+                };
+                piece(at, &mut pieced, &series);
+                if score_at == Some(at) {
+                    let day = utc_day(at);
+                    let mut scores = stash.remove(&at).expect("first key");
                     scores.sort_by(|a, b| {
                         (&a.symbol, a.horizon_bars, &a.model, a.made_at_ms).cmp(&(
                             &b.symbol,
@@ -302,24 +379,23 @@ pub fn evaluations<'s>(
                             .or_insert_with(SeriesState::new)
                             .add(s, day);
                     }
-                }
-                while let Some(entry) = day_ends.first_entry() {
-                    let end = *entry.key();
-                    if frontier.less_than(&end) {
-                        break;
-                    }
-                    let cap = entry.remove();
-                    let day = utc_day(end - 1);
+                } else {
+                    let cap = day_ends.remove(&at).expect("first key");
+                    let day = utc_day(at - 1);
                     let mut session = output.session(&cap);
                     for (key, state) in series.iter_mut() {
                         for j in state.close_day(day, key.1, &config).into_iter().flatten() {
-                            session.give((((key.clone(), day), j), end, 1isize));
+                            session.give((((key.clone(), day), j), at, 1isize));
                         }
                     }
                 }
             }
-        },
-    );
+            match done {
+                Some(f) => piece(f, &mut pieced, &series),
+                None => piece_cap = None,
+            }
+        }
+    });
     let evaluations = judged
         .clone()
         .flat_map(|((k, j), t, d)| match j {
@@ -336,6 +412,7 @@ pub fn evaluations<'s>(
     Verdicts {
         evaluations,
         decisions,
+        pieces,
     }
 }
 

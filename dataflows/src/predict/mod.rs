@@ -24,6 +24,7 @@
 //! that made it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,7 @@ use crate::deploy::{BatchModel, Deployment, ModelVersion};
 use crate::features::{FeatureState, Features, FEATURES, FEATURE_COUNT};
 use crate::models::{ModelParams, Online, OnlineModel};
 use crate::num::{stable_hash, F64};
+use crate::snapshot::{crosses_cut, encode, Entry, Key, Op, Piece};
 
 mod snapshot;
 
@@ -405,6 +407,8 @@ pub struct PredictorStreams<'s> {
     pub scores: StreamVec<'s, u64, (Scored, u64)>,
     /// Feature rows.
     pub features: StreamVec<'s, u64, FeatureRow>,
+    /// Snapshot pieces (none without a snapshot interval).
+    pub pieces: StreamVec<'s, u64, Piece>,
 }
 
 /// Builds the predictor. Bars must already be partitioned by symbol (they
@@ -414,11 +418,17 @@ pub struct PredictorStreams<'s> {
 /// (the close of the real bar that triggered it; gap-filled bars ride on
 /// the next real bar), once the frontier of both inputs has passed it, on
 /// one output per kind.
+///
+/// With `snapshot_every` (ms), `pieces` carries a [`Piece`] whenever the
+/// frontier passes cut times: per symbol, its [`SymbolSnapshot`] after
+/// every time before the cut was processed and none after.
 pub fn predictor<'s>(
     bars: StreamVec<'s, u64, Bar>,
     deployments: StreamVec<'s, u64, Deployment>,
     config: PredictConfig,
+    snapshot_every: Option<u64>,
 ) -> PredictorStreams<'s> {
+    let worker = bars.scope().index();
     let mut builder = OperatorBuilder::new("Predict".to_owned(), bars.scope());
     let mut input = builder.new_input(bars, Pipeline);
     let mut deploy_input = builder.new_input(
@@ -428,10 +438,17 @@ pub fn predictor<'s>(
     let (current_out, current) = builder.new_output::<Vec<(Prediction, u64, isize)>>();
     let (scores_out, scores) = builder.new_output::<Vec<(Scored, u64)>>();
     let (features_out, features) = builder.new_output::<Vec<FeatureRow>>();
+    let (piece_out, pieces) = builder.new_output::<Vec<Piece>>();
+    let mut piece_out = OutputBuilder::from(piece_out);
     let mut current_out = OutputBuilder::from(current_out);
     let mut scores_out = OutputBuilder::from(scores_out);
     let mut features_out = OutputBuilder::from(features_out);
-    builder.build(move |_initial| {
+    builder.build(move |mut initial| {
+        // Held until the inputs end: pieces go out at time 0.
+        let mut piece_cap = initial.pop();
+        drop(initial);
+        // Cuts up to here have had their piece.
+        let mut pieced: u64 = 0;
         // Per time: one capability per output, the bars and the deployments at that time.
         type Slot = ([Capability<u64>; 3], Vec<Bar>, Vec<Deployment>);
         let mut stash: BTreeMap<u64, Slot> = BTreeMap::new();
@@ -465,11 +482,44 @@ pub fn predictor<'s>(
                 scores_out.activate(),
                 features_out.activate(),
             );
+            // Everything before `done` is complete (None: everything is).
+            let done = frontiers
+                .iter()
+                .filter_map(|f| f.frontier().first().copied())
+                .min();
+            let mut piece = |upto: u64, pieced: &mut u64, symbols: &BTreeMap<String, SymbolState>| {
+                if let (Some(every), Some(cap)) = (snapshot_every, piece_cap.as_ref()) {
+                    if crosses_cut(*pieced, upto, every) {
+                        let started = Instant::now();
+                        let entries = symbols
+                            .iter()
+                            .map(|(symbol, st)| Entry {
+                                op: Op::Predict,
+                                key: Key::Symbol(symbol.clone()),
+                                bytes: encode(&st.snapshot()),
+                            })
+                            .collect();
+                        // Measured only, never an input: the stall a snapshot causes.
+                        let stall_ns = started.elapsed().as_nanos() as u64;
+                        piece_out.activate().session(cap).give(Piece {
+                            op: Op::Predict,
+                            worker,
+                            after: *pieced,
+                            upto,
+                            entries,
+                            stall_ns,
+                        });
+                    }
+                }
+                *pieced = (*pieced).max(upto);
+            };
             while let Some(entry) = stash.first_entry() {
                 if frontiers.iter().any(|f| f.less_equal(entry.key())) {
                     break;
                 }
                 let time = *entry.key();
+                // Cuts up to this time see the state before it.
+                piece(time, &mut pieced, &symbols);
                 let ([c0, c1, c2], mut bars, mut deploys) = entry.remove();
                 deploys.sort();
                 for d in &deploys {
@@ -495,87 +545,19 @@ pub fn predictor<'s>(
                     .give_iterator(out.scores.drain(..).map(|s| (s, time)));
                 features.session(&c2).give_iterator(out.features.drain(..));
             }
+            match done {
+                Some(f) => piece(f, &mut pieced, &symbols),
+                None => piece_cap = None,
+            }
         }
     });
     PredictorStreams {
         current: current.as_collection(),
         scores,
         features,
+        pieces,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bars::flat_bar;
-
-    #[test]
-    fn scores_each_prediction_once_at_its_target() {
-        let config = PredictConfig {
-            horizons: vec![1, 3],
-            ..PredictConfig::default()
-        };
-        let mut st = SymbolState::new(&config);
-        let mut out = Predicted::default();
-        let n = 200usize;
-        let w = crate::features::WARMUP_BARS as usize;
-        let closes: Vec<f64> = (0..n).map(|i| 100.0 + (i as f64 * 0.7).sin()).collect();
-        for (i, c) in closes.iter().enumerate() {
-            let bar = flat_bar("A-B", i as u64 * 1_000, 1_000, F64(*c));
-            on_bar(&mut st, &bar, &mut out);
-        }
-        let scores: Vec<&Score> = out.scores.iter().map(|s| &s.score).collect();
-        let models = config.params.names().len();
-        // Predictions start at bar index w-1 (after warm-up); horizon h scores bars w-1..n-h.
-        assert_eq!(
-            scores.iter().filter(|s| s.horizon_bars == 1).count(),
-            (n - (w - 1) - 1) * models
-        );
-        assert_eq!(
-            scores.iter().filter(|s| s.horizon_bars == 3).count(),
-            (n - (w - 1) - 3) * models
-        );
-        for s in &scores {
-            assert_eq!(
-                s.target_at_ms - s.made_at_ms,
-                u64::from(s.horizon_bars) * 1_000
-            );
-            let t = (s.target_at_ms / 1_000 - 1) as usize;
-            let m = (s.made_at_ms / 1_000 - 1) as usize;
-            assert!((s.realized_return.0 - (closes[t] / closes[m]).ln()).abs() < 1e-12);
-        }
-        // The current collection nets to one prediction per (horizon, model).
-        let mut net: BTreeMap<(u32, String), isize> = BTreeMap::new();
-        for (p, d) in &out.current {
-            *net.entry((p.horizon_bars, p.model.clone())).or_default() += d;
-        }
-        assert_eq!(net.len(), 2 * models);
-        assert!(net.values().all(|d| *d == 1));
-    }
-
-    #[test]
-    fn runs_only_the_selected_models_and_always_persistence() {
-        let params = ModelParams::default();
-        assert_eq!(params.select(&["rls"]), Ok(vec!["persistence", "rls"]));
-        assert_eq!(params.select::<&str>(&[]), Ok(vec!["persistence"]));
-        assert!(params
-            .select(&["rls", "nope"])
-            .unwrap_err()
-            .contains("nope"));
-        assert!(params.select(&["rls", "rls"]).is_err());
-        let config = PredictConfig {
-            horizons: vec![1],
-            models: params.select(&["rls"]).unwrap(),
-            ..PredictConfig::default()
-        };
-        let mut st = SymbolState::new(&config);
-        let mut out = Predicted::default();
-        for i in 0..300u64 {
-            let bar = flat_bar("A-B", i * 1_000, 1_000, F64(100.0 + (i as f64 * 0.7).sin()));
-            on_bar(&mut st, &bar, &mut out);
-        }
-        let models: std::collections::BTreeSet<&str> =
-            out.scores.iter().map(|s| s.score.model.as_str()).collect();
-        assert_eq!(models, ["persistence", "rls"].into());
-    }
-}
+mod tests;

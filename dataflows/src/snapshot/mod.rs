@@ -3,7 +3,7 @@
 //!
 //! Every piece of state an operator keeps per key (a symbol's features,
 //! models, calibration and pending predictions; a series' evaluation sums)
-//! has a serde form here, written with bincode: exact f64 bits, fixed-width
+//! has a serde form, written by [`encode`] with bincode: exact f64 bits, fixed-width
 //! integers, little endian, the format timely itself exchanges data in.
 //! Decoding is strict: trailing bytes, a short buffer or a length that does
 //! not fit is an error, never a misread state.
@@ -13,14 +13,90 @@
 //! shape does not match that configuration (other horizons, other models,
 //! other batch slots) is refused with the difference named.
 //!
-//! What is not here yet: the cut protocol, the file container (version,
-//! checksum, atomic write) and restore in the running dataflow.
+//! A snapshot is a set of [`Entry`]s, one per (operator, key), gathered
+//! from the operators' [`Piece`]s by the [`Assembler`]. What is not here
+//! yet: the operators sending pieces, and restore in the running dataflow
+//! (the file container is `cryptoflow::state`).
 
 pub mod arrays;
+mod assemble;
+
+pub use assemble::{Assembled, Assembler};
 
 use bincode::Options;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The operators whose state a snapshot holds, in the order their entries
+/// sort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// The tick source: per partition, where reading resumes.
+    Source,
+    /// Bars: per symbol, open bars and the last close.
+    Bars,
+    /// The predictor: per symbol, [`crate::predict::SymbolSnapshot`].
+    Predict,
+    /// The daily evaluation: per symbol, its series.
+    Evaluate,
+    /// The retrain schedule and deployed versions (worker 0).
+    Deploy,
+    /// The export: outputs read before the cut and delivered after it.
+    Export,
+}
+
+/// What an entry is keyed by. State is stored by key, never by worker, so
+/// a snapshot restores onto any number of workers and processes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Key {
+    /// The operator's one global state.
+    Global,
+    /// A source partition.
+    Partition(i32),
+    /// A symbol.
+    Symbol(String),
+}
+
+/// One key's state of one operator, encoded ([`encode`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Entry {
+    /// Whose state.
+    pub op: Op,
+    /// Which key.
+    pub key: Key,
+    /// The state's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// One operator instance's state, the same for every cut in
+/// `(after, upto]` (see [`Assembler`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Piece {
+    /// Which operator.
+    pub op: Op,
+    /// Which worker's instance.
+    pub worker: usize,
+    /// The range of cuts this state holds for: after < cut <= upto.
+    pub after: u64,
+    /// See `after`.
+    pub upto: u64,
+    /// The state, one entry per key.
+    pub entries: Vec<Entry>,
+    /// How long making the piece took, ns (what it stalled the operator).
+    pub stall_ns: u64,
+}
+
+/// Whether a cut (a positive multiple of `every` ms) lies in `(after, upto]`.
+pub fn crosses_cut(after: u64, upto: u64, every: u64) -> bool {
+    let every = every.max(1);
+    upto / every > after / every
+}
+
+/// The first cut after `after`.
+pub fn next_cut(after: u64, every: u64) -> u64 {
+    let every = every.max(1);
+    (after / every).saturating_add(1).saturating_mul(every)
+}
 
 /// Why a piece of state could not be read back.
 #[derive(Debug, thiserror::Error)]

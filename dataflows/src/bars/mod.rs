@@ -28,13 +28,17 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::num::{stable_hash, F64};
+use crate::snapshot::{crosses_cut, encode, next_cut, Entry, Key, Op, Piece};
 use crate::tick::{Side, Tick};
 
 /// One closed bar.
@@ -316,53 +320,92 @@ pub fn fill_gap(
 
 struct OpenBar {
     cap: Capability<u64>,
-    by_symbol: BTreeMap<String, Vec<PartialBar>>,
+    /// Per symbol, its partials and the time of the message each came in.
+    by_symbol: BTreeMap<String, (Vec<PartialBar>, Vec<u64>)>,
+}
+
+/// One symbol's bar state in a snapshot: the partials of its open bars
+/// that came before the cut, and its last close (for gap filling).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BarsSnapshot {
+    /// The last emitted bar's (end, close).
+    pub last: Option<(u64, F64)>,
+    /// Partials of bars not closed at the cut, by (end, partition).
+    pub open: Vec<PartialBar>,
 }
 
 /// Builds the bars operator: partial bars (from the source) are exchanged
 /// by symbol, bars come out at their end time on the worker that owns the
-/// symbol.
+/// symbol. With `snapshot_every` (ms), the second stream carries a
+/// [`Piece`] whenever the frontier passes cut times: per symbol, a
+/// [`BarsSnapshot`] of the state at the cut (bars ending before it closed,
+/// partials from messages before it held), one piece per range of cuts the
+/// state does not change across.
 pub fn bars<'s>(
     partials: StreamVec<'s, u64, PartialBar>,
     config: BarConfig,
-) -> StreamVec<'s, u64, Bar> {
+    snapshot_every: Option<u64>,
+) -> (StreamVec<'s, u64, Bar>, StreamVec<'s, u64, Piece>) {
     let interval = config.interval_ms.max(1);
     let config = BarConfig {
         interval_ms: interval,
         ..config
     };
-    partials.unary_frontier(
+    let scope = partials.scope();
+    let worker = scope.index();
+    let mut builder = OperatorBuilder::new("Bars".to_owned(), scope);
+    let mut input = builder.new_input(
+        partials,
         Exchange::new(|p: &PartialBar| stable_hash(&p.symbol)),
-        "Bars",
-        move |_cap, _info| {
-            // Open bars by end time; each holds a capability for its end.
-            let mut open: BTreeMap<u64, OpenBar> = BTreeMap::new();
-            // Last emitted (end, close) per symbol, for gap filling.
-            let mut last: BTreeMap<String, (u64, F64)> = BTreeMap::new();
-            move |(input, frontier), output| {
-                input.for_each_stamp(|cap, data| {
-                    for part in data.flat_map(|d| d.drain(..)) {
-                        let end = part.end_ms;
-                        let slot = open.entry(end).or_insert_with(|| OpenBar {
-                            cap: cap.delayed(&end, output.output_index()),
-                            by_symbol: BTreeMap::new(),
-                        });
-                        match slot.by_symbol.get_mut(part.symbol.as_str()) {
-                            Some(parts) => parts.push(part),
-                            None => {
-                                slot.by_symbol.insert(part.symbol.clone(), vec![part]);
-                            }
+    );
+    let (bars_out, bars) = builder.new_output::<Vec<Bar>>();
+    let (piece_out, pieces) = builder.new_output::<Vec<Piece>>();
+    let mut bars_out = OutputBuilder::from(bars_out);
+    let mut piece_out = OutputBuilder::from(piece_out);
+    builder.build(move |mut caps| {
+        // Held until the input ends: pieces go out at time 0.
+        let mut piece_cap = caps.pop();
+        drop(caps);
+        // Open bars by end time; each holds a capability for its end.
+        let mut open: BTreeMap<u64, OpenBar> = BTreeMap::new();
+        // Last emitted (end, close) per symbol, for gap filling.
+        let mut last: BTreeMap<String, (u64, F64)> = BTreeMap::new();
+        // Cuts up to here have had their piece.
+        let mut pieced: u64 = 0;
+        move |frontiers| {
+            input.for_each_stamp(|cap, data| {
+                let Some(&time) = cap.least() else { return };
+                for part in data.flat_map(|d| d.drain(..)) {
+                    let end = part.end_ms;
+                    let slot = open.entry(end).or_insert_with(|| OpenBar {
+                        cap: cap.delayed(&end, 0),
+                        by_symbol: BTreeMap::new(),
+                    });
+                    match slot.by_symbol.get_mut(part.symbol.as_str()) {
+                        Some((parts, times)) => {
+                            parts.push(part);
+                            times.push(time);
+                        }
+                        None => {
+                            slot.by_symbol
+                                .insert(part.symbol.clone(), (vec![part], vec![time]));
                         }
                     }
-                });
+                }
+            });
+            let mut output = bars_out.activate();
+            // Closes the bars that end before `upto_excl`.
+            let mut close = |upto_excl: u64,
+                             open: &mut BTreeMap<u64, OpenBar>,
+                             last: &mut BTreeMap<String, (u64, F64)>| {
                 while let Some(entry) = open.first_entry() {
                     let end = *entry.key();
-                    if frontier.less_than(&end) {
+                    if end >= upto_excl {
                         break;
                     }
                     let OpenBar { cap, by_symbol } = entry.remove();
                     let mut session = output.session(&cap);
-                    for (symbol, mut parts) in by_symbol {
+                    for (symbol, (mut parts, _)) in by_symbol {
                         let bar = merge(&symbol, end - interval, end, &mut parts);
                         let (fill, after_gap) =
                             fill_gap(&symbol, last.get(&symbol).copied(), bar.start_ms, config);
@@ -371,123 +414,81 @@ pub fn bars<'s>(
                         session.give(Bar { after_gap, ..bar });
                     }
                 }
+            };
+            let frontier = frontiers[0].frontier().first().copied();
+            let Some(f) = frontier else {
+                close(u64::MAX, &mut open, &mut last);
+                piece_cap = None;
+                return;
+            };
+            if let (Some(every), Some(pc)) = (snapshot_every, piece_cap.as_ref()) {
+                while crosses_cut(pieced, f, every) {
+                    let cut = next_cut(pieced, every);
+                    close(cut, &mut open, &mut last);
+                    let started = Instant::now();
+                    // The state holds until the next bar end or message time at or after the cut.
+                    let mut upto = f;
+                    let mut by_symbol: BTreeMap<&str, BarsSnapshot> = last
+                        .iter()
+                        .map(|(s, l)| {
+                            (
+                                s.as_str(),
+                                BarsSnapshot {
+                                    last: Some(*l),
+                                    open: Vec::new(),
+                                },
+                            )
+                        })
+                        .collect();
+                    for (&end, bar) in &open {
+                        upto = upto.min(end);
+                        for (symbol, (parts, times)) in &bar.by_symbol {
+                            for (part, time) in parts.iter().zip(times) {
+                                if *time >= cut {
+                                    upto = upto.min(*time);
+                                    continue;
+                                }
+                                by_symbol
+                                    .entry(symbol.as_str())
+                                    .or_insert_with(|| BarsSnapshot {
+                                        last: None,
+                                        open: Vec::new(),
+                                    })
+                                    .open
+                                    .push(part.clone());
+                            }
+                        }
+                    }
+                    let entries = by_symbol
+                        .into_iter()
+                        .map(|(symbol, mut snap)| {
+                            snap.open.sort_by_key(|p| (p.end_ms, p.partition));
+                            Entry {
+                                op: Op::Bars,
+                                key: Key::Symbol(symbol.to_string()),
+                                bytes: encode(&snap),
+                            }
+                        })
+                        .collect();
+                    // Measured only, never an input: the stall a snapshot causes.
+                    let stall_ns = started.elapsed().as_nanos() as u64;
+                    piece_out.activate().session(pc).give(Piece {
+                        op: Op::Bars,
+                        worker,
+                        after: pieced,
+                        upto,
+                        entries,
+                        stall_ns,
+                    });
+                    pieced = upto;
+                }
             }
-        },
-    )
+            close(f.saturating_add(1), &mut open, &mut last);
+            pieced = pieced.max(f);
+        }
+    });
+    (bars, pieces)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tick::Position;
-
-    fn tick(ts: u64, price: f64, size: f64, side: Side, off: i64) -> Tick {
-        Tick {
-            symbol: "BTC-USD".into(),
-            exchange: "test".into(),
-            ts_ms: ts,
-            price: F64(price),
-            size: F64(size),
-            side,
-            trade_id: None,
-            pos: Position {
-                partition: 0,
-                offset: off,
-            },
-        }
-    }
-
-    #[test]
-    fn aggregate_is_order_independent_and_exact() {
-        let mut a = vec![
-            tick(1_500, 10.0, 1.0, Side::Buy, 0),
-            tick(1_100, 12.0, 2.0, Side::Sell, 1),
-            tick(1_900, 9.0, 1.0, Side::Buy, 2),
-            tick(1_100, 11.0, 1.0, Side::Buy, 3),
-        ];
-        let mut b = a.clone();
-        b.reverse();
-        let bar = aggregate("BTC-USD", 1_000, 2_000, &mut a);
-        assert_eq!(bar, aggregate("BTC-USD", 1_000, 2_000, &mut b));
-        // ts 1100 twice: offset 1 comes first.
-        assert_eq!(bar.open.0, 12.0);
-        assert_eq!(bar.close.0, 9.0);
-        assert_eq!(bar.high.0, 12.0);
-        assert_eq!(bar.low.0, 9.0);
-        assert_eq!(bar.volume.0, 5.0);
-        assert_eq!(bar.buy_volume.0, 3.0);
-        assert_eq!(bar.trades, 4);
-        assert!((bar.vwap.0 - (10.0 + 24.0 + 9.0 + 11.0) / 5.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn gaps_are_filled_or_flagged() {
-        let cfg = BarConfig {
-            interval_ms: 1_000,
-            max_fill: 3,
-        };
-        let (fill, gap) = fill_gap("X-Y", Some((5_000, F64(7.0))), 8_000, cfg);
-        assert!(!gap);
-        assert_eq!(
-            fill.iter().map(|b| b.start_ms).collect::<Vec<_>>(),
-            vec![5_000, 6_000, 7_000]
-        );
-        assert!(fill
-            .iter()
-            .all(|b| b.filled && b.close.0 == 7.0 && b.volume.0 == 0.0));
-        let (fill, gap) = fill_gap("X-Y", Some((5_000, F64(7.0))), 9_000, cfg);
-        assert!(gap && fill.is_empty());
-        assert_eq!(fill_gap("X-Y", None, 9_000, cfg).0.len(), 0);
-        assert_eq!(bar_bounds(1_999, 1_000), (1_000, 2_000));
-        assert_eq!(bar_bounds(2_000, 1_000), (2_000, 3_000));
-    }
-
-    #[test]
-    fn partials_merged_in_any_order_equal_the_definition() {
-        let mut rng = crate::sim::Rng::new(3);
-        for round in 0..200 {
-            let n = 1 + (rng.next_u64() % 40) as usize;
-            let parts_n = 1 + (rng.next_u64() % 4) as i32;
-            let mut offsets = [0i64; 4];
-            let ticks: Vec<Tick> = (0..n)
-                .map(|_| {
-                    let partition = (rng.next_u64() % parts_n as u64) as i32;
-                    offsets[partition as usize] += 1 + (rng.next_u64() % 3) as i64;
-                    let side = if rng.uniform() < 0.5 {
-                        Side::Buy
-                    } else {
-                        Side::Sell
-                    };
-                    let mut t = tick(
-                        1_000 + rng.next_u64() % 1_000,
-                        100.0 + rng.normal(),
-                        rng.uniform() * 3.0,
-                        side,
-                        offsets[partition as usize],
-                    );
-                    t.pos.partition = partition;
-                    t
-                })
-                .collect();
-            // Each partition folded in offset order (the order it was read in).
-            let mut partials: BTreeMap<i32, PartialBar> = BTreeMap::new();
-            for t in &ticks {
-                match partials.get_mut(&t.pos.partition) {
-                    Some(p) => p.add(t),
-                    None => {
-                        partials.insert(t.pos.partition, PartialBar::new(t, 2_000));
-                    }
-                }
-            }
-            let mut parts: Vec<PartialBar> = partials.into_values().collect();
-            if round % 2 == 1 {
-                parts.reverse();
-            }
-            let mut all = ticks.clone();
-            assert_eq!(
-                merge("BTC-USD", 1_000, 2_000, &mut parts),
-                aggregate("BTC-USD", 1_000, 2_000, &mut all)
-            );
-        }
-    }
-}
+mod tests;
