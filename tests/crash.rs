@@ -67,8 +67,11 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     let clean_commits = common::commits(&clean);
 
     // The victim: killed at random moments, each a random number of new
-    // Delta commits (none: during start-up) plus up to half a second, so
-    // every kill lands mid-way however fast the machine is.
+    // Delta commits (none: during start-up), up to a sixth of those still to
+    // come, plus up to two commit intervals, so every kill lands mid-way
+    // however fast the machine is (a fixed share of the clean run's commits
+    // plus half a second let a fast machine finish most runs before their
+    // moment).
     let crashed = dir.join("crashed");
     let mut rng = Rng::new(std::process::id() as u64);
     let mut kills = 0;
@@ -77,13 +80,15 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     // its moment is not counted.
     while kills < 5 && attempts < 10 {
         attempts += 1;
-        let at = common::commits(&crashed) + (rng.uniform() * clean_commits as f64 / 12.0) as usize;
+        let done = common::commits(&crashed);
+        let left = clean_commits.saturating_sub(done);
+        let at = done + (rng.uniform() * left as f64 / 6.0) as usize;
         let mut child = run_args(&brokers, &topic, &crashed).spawn().unwrap();
         common::wait_for(Duration::from_secs(120), || {
             let done = child.try_wait().unwrap().is_some();
             (done || common::commits(&crashed) >= at).then_some(())
         });
-        std::thread::sleep(Duration::from_secs_f64(rng.uniform() * 0.5));
+        std::thread::sleep(Duration::from_secs_f64(rng.uniform() * 0.08));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
