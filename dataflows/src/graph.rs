@@ -12,27 +12,33 @@
 //! need. This module does no I/O itself.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::Arc;
 
 use differential_dataflow::consolidation::consolidate;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::operator::empty;
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::vec::{Filter, Map, ToStream};
 use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use tracing::warn;
 
-use crate::bars::{bars, Bar, BarConfig, PartialBar};
+use crate::bars::{bars, Bar, BarConfig, BarsSnapshot, PartialBar};
 use crate::champion::{
     best_predictions, champions, evaluations, Champion, ChampionConfig, DayEvaluation, SeriesKey,
     Verdicts,
 };
-use crate::deploy::{deployments, DeploySetup, ModelRecord};
-use crate::predict::{predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Scored};
-use crate::snapshot::{crosses_cut, encode, next_cut, Assembled, Assembler, Entry, Key, Op, Piece};
-use crate::source::{tick_source, RecordReader, SourceConfig};
+use crate::deploy::{deployments, DeploySetup, DeploySnapshot, ModelRecord};
+use crate::predict::{
+    predictor, FeatureRow, PredictConfig, Prediction, PredictorStreams, Scored, SymbolSnapshot,
+    SymbolState,
+};
+use crate::snapshot::{
+    crosses_cut, decode, encode, next_cut, Assembled, Assembler, Entry, Key, Op, Piece, Restore,
+    Restored, StateError,
+};
+use crate::source::{tick_source, PartitionSnapshot, RecordReader, SourceConfig};
 use crate::tick::Reject;
 
 /// Everything that leaves the dataflow. Every output travels as a change
@@ -91,15 +97,64 @@ pub trait OutputSink: 'static {
     /// every delivery before its cut and before any delivery at or after
     /// it.
     fn snapshot(&mut self, _snapshot: Assembled) {}
+    /// In a run restored from a snapshot at cut T, called instead of
+    /// [`OutputSink::deliver`] for the changes at times before T: the
+    /// restored collections (current, champion and best predictions) as
+    /// they stood at the cut, and the predictions re-emitted with them.
+    /// They were delivered by the run that took the snapshot; a writer
+    /// must not write them again (the live view takes them).
+    fn restored(&mut self, _delivery: Delivery) {}
 }
 
-/// When the dataflow takes state snapshots (issue 14).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// When the dataflow takes state snapshots (issue 14), and the one it
+/// starts from.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SnapshotConfig {
     /// Cut every this many ms of event time (None: no snapshots). Every
     /// stateful operator sends its state for the cuts its frontier passes,
     /// and the export hands each newest complete cut to the sink.
     pub every_ms: Option<u64>,
+    /// The snapshot to start from (None: from the beginning). Given on
+    /// worker 0 of process 0 only; every operator instance receives the
+    /// entries of the keys it owns (see [`crate::snapshot::route`]). Check
+    /// it first with [`check_restore`].
+    pub restore: Option<Arc<Restore>>,
+}
+
+/// Whether every entry of `restore` is a state the operators of a
+/// pipeline built with `config` can take: each decodes, and the
+/// predictor's fit the configured horizons, models and batch slots. The
+/// operators rely on it; an error names the first entry that does not.
+pub fn check_restore(restore: &Restore, config: &PipelineConfig) -> Result<(), StateError> {
+    for e in &restore.entries {
+        let checked = match e.op {
+            Op::Source => decode::<PartitionSnapshot>(&e.bytes).map(|_| ()),
+            Op::Bars => decode::<BarsSnapshot>(&e.bytes).map(|_| ()),
+            Op::Predict => decode::<SymbolSnapshot>(&e.bytes)
+                .and_then(|snap| SymbolState::restore(&config.predict, snap))
+                .map(|_| ()),
+            Op::Evaluate => crate::champion::check_entry(&e.bytes),
+            Op::Export => decode::<Vec<(u64, Output, isize)>>(&e.bytes).map(|_| ()),
+            Op::Deploy => decode::<DeploySnapshot>(&e.bytes).map(|_| ()),
+        };
+        checked.map_err(|err| match err {
+            StateError::Decode(m) => StateError::Decode(format!("{:?} {:?}: {m}", e.op, e.key)),
+            StateError::Shape(m) => StateError::Shape(format!("{:?} {:?}: {m}", e.op, e.key)),
+        })?;
+    }
+    let has_deploy = restore.entries.iter().any(|e| e.op == Op::Deploy);
+    if has_deploy != config.deploy.is_some() {
+        return Err(StateError::Shape(format!(
+            "the snapshot {} a retrain schedule and the run {}",
+            if has_deploy { "has" } else { "has no" },
+            if config.deploy.is_some() {
+                "retrains"
+            } else {
+                "does not retrain"
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// The whole pipeline's settings.
@@ -139,24 +194,44 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
     let every = snapshot.every_ms;
 
     let probe = ProbeHandle::new();
-    let (ticks, rejects, source_pieces) =
-        paced_source(scope, reader, source, bar_config.interval_ms, &probe, every);
-    let (bars, bar_pieces) = bars(ticks, bar_config, every);
-    let (deploys, records) = match deploy {
-        Some(setup) => deployments(bars.clone(), setup),
-        None => (empty(scope), empty(scope)),
+    let restore = restore_stream(scope, snapshot.restore.as_deref());
+    let (ticks, rejects, source_pieces) = paced_source(
+        scope,
+        reader,
+        restore_of(&restore, Op::Source),
+        source,
+        bar_config.interval_ms,
+        &probe,
+        every,
+    );
+    let (bars, bar_pieces) = bars(ticks, restore_of(&restore, Op::Bars), bar_config, every);
+    let retrains = deploy.is_some();
+    let (deploys, records, deploy_pieces) = match deploy {
+        Some(setup) => deployments(bars.clone(), restore_of(&restore, Op::Deploy), setup, every),
+        None => (empty(scope), empty(scope), empty(scope)),
     };
     let PredictorStreams {
         current,
         scores,
         features,
         pieces: predict_pieces,
-    } = predictor(bars.clone(), deploys, predict, every);
+    } = predictor(
+        bars.clone(),
+        deploys,
+        restore_of(&restore, Op::Predict),
+        predict,
+        every,
+    );
     let Verdicts {
         evaluations: evals,
         decisions,
         pieces: evaluate_pieces,
-    } = evaluations(scores.clone().map(|(s, t)| (s.score, t)), champion, every);
+    } = evaluations(
+        scores.clone().map(|(s, t)| (s.score, t)),
+        restore_of(&restore, Op::Evaluate),
+        champion,
+        every,
+    );
     let series = current.clone().map(|p| (p.symbol, p.horizon_bars));
     let champs = champions(decisions, series);
     let best = best_predictions(current.clone(), champs.clone());
@@ -201,26 +276,67 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
             (Output::Model(r), t, 1)
         }),
     ];
-    let pieces = vec![source_pieces, bar_pieces, predict_pieces, evaluate_pieces];
+    let pieces = vec![
+        source_pieces,
+        bar_pieces,
+        predict_pieces,
+        evaluate_pieces,
+        deploy_pieces,
+    ];
     let ops = [Op::Source, Op::Bars, Op::Predict, Op::Evaluate];
+    let global: &[Op] = if retrains { &[Op::Deploy] } else { &[] };
     export(
         scope,
         changes,
         pieces,
-        snapshot_plan(scope, every, &ops),
+        snapshot_plan(scope, every, &ops, global),
+        snapshot.restore.as_deref(),
         &probe,
         sink,
     );
     probe
 }
 
+/// The entries of `restore` as a stream at time 0, from worker 0 (empty
+/// without one, and on every other worker).
+fn restore_stream<'s>(
+    scope: Scope<'s, u64>,
+    restore: Option<&Restore>,
+) -> StreamVec<'s, u64, Restored> {
+    let items: Vec<Restored> = restore
+        .filter(|_| scope.index() == 0)
+        .map(|r| {
+            r.entries
+                .iter()
+                .filter(|e| e.op != Op::Export)
+                .map(|e| Restored {
+                    cut: r.cut,
+                    entry: e.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    items.to_stream(scope)
+}
+
+/// The restored entries of `op`.
+fn restore_of<'s>(restore: &StreamVec<'s, u64, Restored>, op: Op) -> StreamVec<'s, u64, Restored> {
+    restore.clone().filter(move |r| r.entry.op == op)
+}
+
 /// The instances a snapshot waits for: each of `ops` on every worker, and
-/// the export on worker 0 (None: no snapshots).
-fn snapshot_plan(scope: Scope<'_, u64>, every: Option<u64>, ops: &[Op]) -> Option<Assembler> {
+/// the export and each of `global` on worker 0 (None: no snapshots).
+fn snapshot_plan(
+    scope: Scope<'_, u64>,
+    every: Option<u64>,
+    ops: &[Op],
+    global: &[Op],
+) -> Option<Assembler> {
     let peers = scope.peers();
     every.map(|every| {
         let workers = ops.iter().flat_map(|op| (0..peers).map(move |w| (*op, w)));
-        Assembler::new(every, workers.chain([(Op::Export, 0)]))
+        let leader = global.iter().chain([&Op::Export]).map(|op| (*op, 0));
+        Assembler::new(every, workers.chain(leader))
     })
 }
 
@@ -235,9 +351,17 @@ pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
     let probe = ProbeHandle::new();
     let interval_ms = config.bars.interval_ms;
     let every = config.snapshot.every_ms;
-    let (ticks, rejects, source_pieces) =
-        paced_source(scope, reader, config.source, interval_ms, &probe, every);
-    let (bars, bar_pieces) = bars(ticks, config.bars, every);
+    let restore = restore_stream(scope, config.snapshot.restore.as_deref());
+    let (ticks, rejects, source_pieces) = paced_source(
+        scope,
+        reader,
+        restore_of(&restore, Op::Source),
+        config.source,
+        interval_ms,
+        &probe,
+        every,
+    );
+    let (bars, bar_pieces) = bars(ticks, restore_of(&restore, Op::Bars), config.bars, every);
     let changes = vec![
         bars.map(|b| {
             let t = b.end_ms;
@@ -248,12 +372,13 @@ pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
             (Output::Reject(r), t, 1)
         }),
     ];
-    let plan = snapshot_plan(scope, every, &[Op::Source, Op::Bars]);
+    let plan = snapshot_plan(scope, every, &[Op::Source, Op::Bars], &[]);
     export(
         scope,
         changes,
         vec![source_pieces, bar_pieces],
         plan,
+        config.snapshot.restore.as_deref(),
         &probe,
         sink,
     );
@@ -267,22 +392,44 @@ pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
 /// newest complete cut is handed to the sink once every delivery before it
 /// has been. The export's own state at a cut is what was read before the
 /// cut and is delivered after it: rejects placed at their partition's
-/// watermark, ahead of the message that carried them.
+/// watermark, ahead of the message that carried them (not the changes of
+/// the differential collections, whose messages may also be earlier than
+/// their times: a restored run makes those again). Restored from a
+/// snapshot at cut T, it stashes that state again and hands every change
+/// at a time before T to [`OutputSink::restored`].
+#[allow(clippy::too_many_arguments)]
 fn export<'s, S: OutputSink>(
     scope: Scope<'s, u64>,
     changes: Vec<StreamVec<'s, u64, (Output, u64, isize)>>,
     pieces: Vec<StreamVec<'s, u64, Piece>>,
     plan: Option<Assembler>,
+    restore: Option<&Restore>,
     probe: &ProbeHandle<u64>,
     mut sink: S,
 ) {
+    let leader = scope.index() == 0;
     let mut stash: BTreeMap<u64, Vec<(Output, isize)>> = BTreeMap::new();
     // Changes delivered later than the message that carried them, by
     // delivery time: (message time, change). The export's snapshot state.
     let mut ahead: BTreeMap<u64, Vec<(u64, Output, isize)>> = BTreeMap::new();
     let mut reported: Option<Option<u64>> = None;
-    let mut pieced: u64 = 0;
-    let leader = scope.index() == 0;
+    // Times before the cut were delivered by the run the state comes from.
+    let resume_at = restore.filter(|_| leader).map_or(0, |r| r.cut);
+    let mut pieced: u64 = resume_at;
+    for e in restore.iter().flat_map(|r| &r.entries) {
+        if e.op != Op::Export || !leader {
+            continue;
+        }
+        let held: Vec<(u64, Output, isize)> =
+            decode(&e.bytes).expect("restored state is checked before the run");
+        for (at, out, d) in held {
+            // Read before the cut: message time 0.
+            if plan.is_some() {
+                ahead.entry(at).or_default().push((0, out.clone(), d));
+            }
+            stash.entry(at).or_default().push((out, d));
+        }
+    }
     // Only worker 0 receives anything.
     let mut plan = plan.filter(|_| leader);
     let data = scope.concatenate(changes).probe_with(probe);
@@ -298,7 +445,13 @@ fn export<'s, S: OutputSink>(
                     // Never earlier than the message (rejects carry their watermark,
                     // which is at or after it).
                     let at = t.max(msg_time);
-                    if at > msg_time && plan.is_some() {
+                    // A reject read before a cut and placed after it is the
+                    // export's to keep: the restored source reads on after
+                    // its record. Differential's changes also travel in
+                    // messages earlier than their times, but a restored run
+                    // produces those again.
+                    let kept = matches!(out, Output::Reject(_));
+                    if kept && at > msg_time && plan.is_some() {
                         ahead
                             .entry(at)
                             .or_default()
@@ -338,8 +491,14 @@ fn export<'s, S: OutputSink>(
                 // independent of batching and worker count.
                 let mut changes = entry.remove();
                 consolidate(&mut changes);
-                if !changes.is_empty() {
-                    sink.deliver(Delivery { time, changes });
+                if changes.is_empty() {
+                    continue;
+                }
+                let delivery = Delivery { time, changes };
+                if time < resume_at {
+                    sink.restored(delivery);
+                } else {
+                    sink.deliver(delivery);
                 }
             }
             if let Some(f) = frontier {
@@ -370,39 +529,32 @@ fn export_piece(
     if !crosses_cut(after, upto, every) {
         return None;
     }
-    let started = Instant::now();
     let cut = next_cut(after, every);
-    let mut held: Vec<(u64, &Output, isize)> = Vec::new();
-    let mut until = upto;
-    for (&at, changes) in ahead.range(cut..) {
-        until = until.min(at);
-        for (msg, out, d) in changes {
-            if *msg < cut {
-                held.push((at, out, *d));
-            } else {
-                until = until.min(*msg);
+    Some(Piece::timed(Op::Export, 0, after, || {
+        let mut held: Vec<(u64, &Output, isize)> = Vec::new();
+        let mut until = upto;
+        for (&at, changes) in ahead.range(cut..) {
+            until = until.min(at);
+            for (msg, out, d) in changes {
+                if *msg < cut {
+                    held.push((at, out, *d));
+                } else {
+                    until = until.min(*msg);
+                }
             }
         }
-    }
-    held.sort();
-    let entries = if held.is_empty() {
-        Vec::new()
-    } else {
-        vec![Entry {
-            op: Op::Export,
-            key: Key::Global,
-            bytes: encode(&held),
-        }]
-    };
-    Some(Piece {
-        op: Op::Export,
-        worker: 0,
-        after,
-        upto: until,
-        entries,
-        // Measured only, never an input: the stall a snapshot causes.
-        stall_ns: started.elapsed().as_nanos() as u64,
-    })
+        held.sort();
+        let entries = if held.is_empty() {
+            Vec::new()
+        } else {
+            vec![Entry {
+                op: Op::Export,
+                key: Key::Global,
+                bytes: encode(&held),
+            }]
+        };
+        (until, entries)
+    }))
 }
 
 /// The tick source, paced by the export's `probe` (see `source`'s flow
@@ -412,6 +564,7 @@ fn export_piece(
 fn paced_source<'s, R: RecordReader>(
     scope: Scope<'s, u64>,
     reader: R,
+    restore: StreamVec<'s, u64, Restored>,
     mut source: SourceConfig,
     bar_ms: u64,
     probe: &ProbeHandle<u64>,
@@ -427,6 +580,7 @@ fn paced_source<'s, R: RecordReader>(
         scope,
         "KafkaSource(ticks)",
         reader,
+        restore,
         source,
         bar_ms,
         Some(probe.clone()),

@@ -5,20 +5,35 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::graph::{build, build_bars, Delivery, Output, OutputSink, PipelineConfig};
+use crate::graph::{
+    build, build_bars, check_restore, Delivery, Output, OutputSink, PipelineConfig,
+};
 use crate::snapshot::Assembled;
 use crate::source::{Record, RecordReader, VecReader};
 
-/// What a run exported: its deliveries and its snapshots.
-#[derive(Default)]
-struct Collected {
-    deliveries: Vec<Delivery>,
-    snapshots: Vec<Assembled>,
+/// What a run exported.
+#[derive(Debug, Default)]
+pub struct Exported {
+    /// Its deliveries, in time order.
+    pub deliveries: Vec<Delivery>,
+    /// The snapshots it took, in the order they completed.
+    pub snapshots: Vec<Assembled>,
+    /// Restored from a snapshot: the changes before its cut, in time order
+    /// ([`OutputSink::restored`]).
+    pub restored: Vec<Delivery>,
 }
 
-struct Collect(Arc<Mutex<Collected>>);
+struct Collect(Arc<Mutex<Exported>>);
 
 impl OutputSink for Collect {
+    fn restored(&mut self, delivery: Delivery) {
+        self.0
+            .lock()
+            .expect("collector lock")
+            .restored
+            .push(delivery);
+    }
+
     fn deliver(&mut self, delivery: Delivery) {
         self.0
             .lock()
@@ -49,7 +64,8 @@ pub enum Stages {
 /// Runs the graph's `stages` on `workers` threads, each reading with the
 /// reader `make_reader(index, peers)` builds, until every reader is
 /// finished; worker 0 exports to the sink `make_sink()` builds (the other
-/// workers' sinks are never called).
+/// workers' sinks are never called). A snapshot to restore is checked
+/// first ([`check_restore`]).
 pub fn run_with<R, F, S, G>(
     workers: usize,
     make_reader: F,
@@ -63,6 +79,9 @@ where
     S: OutputSink,
     G: Fn() -> S + Send + Sync + 'static,
 {
+    if let Some(restore) = &config.snapshot.restore {
+        check_restore(restore, &config).map_err(|e| format!("snapshot: {e}"))?;
+    }
     let guards = timely::execute(
         timely::Config::process(workers),
         move |worker| -> Result<(), String> {
@@ -95,31 +114,29 @@ where
     R: RecordReader,
     F: Fn(usize, usize) -> Result<R, String> + Send + Sync + 'static,
 {
-    Ok(run_collect_all(workers, make_reader, config)?.0)
+    Ok(run_collect_all(workers, make_reader, config)?.deliveries)
 }
 
-/// [`run_collect`] that also returns the snapshots the run took, in the
-/// order they completed (see [`crate::graph::SnapshotConfig`]).
+/// [`run_collect`] that also returns the snapshots the run took and what
+/// it restored (see [`crate::graph::SnapshotConfig`]).
 pub fn run_collect_all<R, F>(
     workers: usize,
     make_reader: F,
     config: PipelineConfig,
-) -> Result<(Vec<Delivery>, Vec<Assembled>), String>
+) -> Result<Exported, String>
 where
     R: RecordReader,
     F: Fn(usize, usize) -> Result<R, String> + Send + Sync + 'static,
 {
-    let collected = Arc::new(Mutex::new(Collected::default()));
+    let collected = Arc::new(Mutex::new(Exported::default()));
     let sink_target = collected.clone();
     run_with(workers, make_reader, config, Stages::All, move || {
         Collect(sink_target.clone())
     })?;
-    let Collected {
-        mut deliveries,
-        snapshots,
-    } = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
-    deliveries.sort_by_key(|d| d.time);
-    Ok((deliveries, snapshots))
+    let mut exported = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
+    exported.deliveries.sort_by_key(|d| d.time);
+    exported.restored.sort_by_key(|d| d.time);
+    Ok(exported)
 }
 
 /// How many outputs of each kind a run inserted: what a benchmark needs to

@@ -12,12 +12,13 @@ use dataflows::bars::BarConfig;
 use dataflows::deploy::{
     model_id, Decision, DeployLink, DeploySetup, LinearForecast, Link, ModelRecord, ModelStatus,
 };
-use dataflows::harness::run_in_memory;
+use dataflows::harness::{run_collect_all, Exported};
 use dataflows::num::F64;
 use dataflows::predict::PredictConfig;
 use dataflows::sim::{Rng, SimConfig, Simulator};
-use dataflows::source::{partition_records, SourceConfig};
-use dataflows::{Delivery, Output, PipelineConfig};
+use dataflows::snapshot::{Op, Restore};
+use dataflows::source::{partition_of_key, partition_records, SourceConfig, VecReader};
+use dataflows::{Delivery, Output, PipelineConfig, SnapshotConfig};
 
 const START: u64 = 1_700_006_400_000;
 const EVERY: u64 = 1_800_000; // 30 minutes
@@ -59,12 +60,38 @@ fn record(symbol: &str, h: u32, t: u64, weight: f64, status: ModelStatus) -> Mod
 /// "trainer" thread decides every scheduled time after `delay(T)` of
 /// wall time: one model per symbol, plus a rejected one.
 fn run(workers: usize, delay: impl Fn(u64) -> Duration + Send + 'static) -> Vec<Delivery> {
-    let mut sim = SimConfig::default_market(4, START).with_symbols(&["BTC-USD", "ETH-USD"]);
+    let (out, decided) = run_with(
+        &["BTC-USD", "ETH-USD"],
+        4,
+        workers,
+        delay,
+        SnapshotConfig::default(),
+    );
+    // Schedule points after the first bar, up to the last one with data after it.
+    assert_eq!(
+        decided.len() as u64,
+        HOURS * 3_600_000 / EVERY,
+        "{decided:?}"
+    );
+    out.deliveries
+}
+
+/// [`run`] over `symbols` in `partitions` partitions, with snapshots as
+/// `snapshot` says; returns what was exported and the scheduled times
+/// the trainer decided.
+fn run_with(
+    symbols: &[&str],
+    partitions: i32,
+    workers: usize,
+    delay: impl Fn(u64) -> Duration + Send + 'static,
+    snapshot: SnapshotConfig,
+) -> (Exported, BTreeSet<u64>) {
+    let mut sim = SimConfig::default_market(4, START).with_symbols(symbols);
     sim.trades_per_sec = 2.0;
     let payloads = Simulator::new(sim)
         .take_while(|t| t.ts_ms < START + HOURS * 3_600_000)
         .map(|t| (t.symbol.clone(), t.to_json().into_bytes()));
-    let records = Arc::new(partition_records(payloads, 4));
+    let records = Arc::new(partition_records(payloads, partitions));
     let link = DeployLink::new();
     let clock_end = START + 86_400_000;
     let config = PipelineConfig {
@@ -86,9 +113,11 @@ fn run(workers: usize, delay: impl Fn(u64) -> Duration + Send + 'static) -> Vec<
             clock: Arc::new(move || clock_end),
             link: link.clone(),
         }),
+        snapshot,
         ..PipelineConfig::default()
     };
     let done = Arc::new(AtomicBool::new(false));
+    let (first, second) = (symbols[0].to_string(), symbols[1].to_string());
     let trainer = {
         let (link, done) = (link.clone(), done.clone());
         std::thread::spawn(move || {
@@ -102,11 +131,11 @@ fn run(workers: usize, delay: impl Fn(u64) -> Duration + Send + 'static) -> Vec<
                         link.decide(Decision {
                             scheduled_ms: t,
                             records: vec![
-                                record("BTC-USD", 1, t, w, ModelStatus::Candidate),
-                                record("ETH-USD", 1, t, -w, ModelStatus::Candidate),
+                                record(&first, 1, t, w, ModelStatus::Candidate),
+                                record(&second, 1, t, -w, ModelStatus::Candidate),
                                 ModelRecord {
                                     id: "rejected".into(),
-                                    ..record("ETH-USD", 1, t, 0.0, ModelStatus::Rejected)
+                                    ..record(&second, 1, t, 0.0, ModelStatus::Rejected)
                                 },
                             ],
                         });
@@ -117,16 +146,14 @@ fn run(workers: usize, delay: impl Fn(u64) -> Duration + Send + 'static) -> Vec<
             decided
         })
     };
-    let out = run_in_memory(records, 4, workers, config).unwrap();
+    let out = run_collect_all(
+        workers,
+        move |index, peers| Ok(VecReader::for_worker(&records, partitions, index, peers)),
+        config,
+    )
+    .unwrap();
     done.store(true, Ordering::SeqCst);
-    let decided = trainer.join().unwrap();
-    // Schedule points after the first bar, up to the last one with data after it.
-    assert_eq!(
-        decided.len() as u64,
-        HOURS * 3_600_000 / EVERY,
-        "{decided:?}"
-    );
-    out
+    (out, trainer.join().unwrap())
 }
 
 #[test]
@@ -182,5 +209,57 @@ fn deployments_take_effect_at_their_scheduled_time_whatever_the_workers_and_dela
             ModelStatus::Retired => assert_eq!(m.status_at_ms, m.version + EVERY),
             _ => assert_eq!(m.deployed_at_ms, None),
         }
+    }
+}
+
+#[test]
+fn a_run_restored_from_a_snapshot_keeps_the_retrain_schedule_and_deployed_versions() {
+    // Two symbols in two partitions of their own: no partition is empty,
+    // so cuts complete during the run.
+    let symbols = ["BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD"];
+    let (a, b) = symbols
+        .iter()
+        .flat_map(|a| symbols.iter().map(move |b| (*a, *b)))
+        .find(|(a, b)| partition_of_key(a, 2) == 0 && partition_of_key(b, 2) == 1)
+        .expect("two of the symbols fall in different partitions");
+    let every = Some(600_000);
+    let snapshots = |restore: Option<Restore>| SnapshotConfig {
+        every_ms: every,
+        restore: restore.map(Arc::new),
+    };
+    let (whole, decided) = run_with(&[a, b], 2, 2, |_| Duration::ZERO, snapshots(None));
+    assert!(decided.len() >= 3, "{decided:?}");
+    let cuts: Vec<u64> = whole.snapshots.iter().map(|s| s.cut).collect();
+    // How many cuts complete depends on the pace of the workers; a few do.
+    assert!(cuts.len() >= 3, "{cuts:?}");
+    for (i, workers) in [(0, 1), (cuts.len() / 2, 4), (cuts.len() - 1, 2)] {
+        let snap = &whole.snapshots[i];
+        assert!(
+            snap.entries.iter().any(|e| e.op == Op::Deploy),
+            "cut {}: no schedule state",
+            snap.cut
+        );
+        let restore = Restore {
+            cut: snap.cut,
+            entries: snap.entries.clone(),
+        };
+        let (restored, _) = run_with(
+            &[a, b],
+            2,
+            workers,
+            |_| Duration::ZERO,
+            snapshots(Some(restore)),
+        );
+        let expected: Vec<&Delivery> = whole
+            .deliveries
+            .iter()
+            .filter(|d| d.time >= snap.cut)
+            .collect();
+        let got: Vec<&Delivery> = restored.deliveries.iter().collect();
+        assert!(
+            got == expected,
+            "restored at {} on {workers} workers: the deliveries differ from never stopping",
+            snap.cut
+        );
     }
 }

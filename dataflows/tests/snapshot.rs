@@ -1,7 +1,9 @@
 //! Snapshots (issue 14): taking them changes no output, every cut holds
 //! what the cut means (each operator's state before it and nothing after),
-//! and at the same cut the predictor's and the evaluation's state are the
-//! same bytes on 1, 2 and 4 workers.
+//! at the same cut the predictor's and the evaluation's state are the
+//! same bytes on 1, 2 and 4 workers, and a run restored from any cut, on
+//! any of those worker counts, continues exactly as the run that never
+//! stopped.
 //!
 //! The source's and the bars' part of a cut is not: where a partition's
 //! reading stands when the source's capability crosses the cut depends on
@@ -14,13 +16,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dataflows::bars::BarsSnapshot;
-use dataflows::harness::run_collect_all;
+use dataflows::harness::{run_collect_all, Exported};
 use dataflows::sim::{SimConfig, Simulator};
-use dataflows::snapshot::{decode, Assembled, Entry, Key, Op};
+use dataflows::snapshot::{decode, Assembled, Entry, Key, Op, Restore};
 use dataflows::source::{
     partition_of_key, partition_records, PartitionSnapshot, Record, SourceConfig, VecReader,
 };
-use dataflows::{Delivery, PipelineConfig, SnapshotConfig};
+use dataflows::{Delivery, Output, PipelineConfig, SnapshotConfig};
 
 const START: u64 = 1_700_000_000_000;
 const NOW: u64 = START + 86_400_000;
@@ -46,29 +48,54 @@ fn symbols() -> Vec<String> {
 }
 
 fn records(minutes: u64) -> Arc<Vec<Record>> {
-    let mut cfg = SimConfig::default_market(11, START).with_symbols(&symbols());
+    records_from(START, minutes)
+}
+
+/// `minutes` of simulated ticks from `start`; every 401st record is not a
+/// tick and every 577th repeats the tick 200 records before it (late by
+/// then), so rejects are placed ahead of the messages that carry them.
+fn records_from(start: u64, minutes: u64) -> Arc<Vec<Record>> {
+    let mut cfg = SimConfig::default_market(11, start).with_symbols(&symbols());
     cfg.trades_per_sec = 6.0;
-    let payloads = Simulator::new(cfg)
-        .take_while(|t| t.ts_ms < START + minutes * 60_000)
-        .map(|t| (t.symbol.clone(), t.to_json().into_bytes()));
+    let ticks: Vec<_> = Simulator::new(cfg)
+        .take_while(|t| t.ts_ms < start + minutes * 60_000)
+        .collect();
+    let payloads = ticks.iter().enumerate().map(|(i, t)| {
+        let payload = if i % 401 == 400 {
+            b"{\"not\": \"a tick\"}".to_vec()
+        } else if i % 577 == 576 {
+            ticks[i - 200].to_json().into_bytes()
+        } else {
+            t.to_json().into_bytes()
+        };
+        (t.symbol.clone(), payload)
+    });
     Arc::new(partition_records(payloads, PARTITIONS))
 }
 
-fn run(
+fn run(records: &Arc<Vec<Record>>, workers: usize, every: Option<u64>) -> Exported {
+    run_from(records, workers, every, None)
+}
+
+fn run_from(
     records: &Arc<Vec<Record>>,
     workers: usize,
     every: Option<u64>,
-) -> (Vec<Delivery>, Vec<Assembled>) {
+    restore: Option<Restore>,
+) -> Exported {
     let records = records.clone();
     let mut source = SourceConfig::new()
         .with_lateness_ms(LATENESS_MS)
         .with_idle_lag_ms(None)
         .with_clock(Arc::new(|| NOW));
     // Small reads, as from a live topic: the capability moves in many steps.
-    source.batch = 64;
+    source.batch = std::env::var("BATCH").map_or(64, |b| b.parse().unwrap());
     let config = PipelineConfig {
         source,
-        snapshot: SnapshotConfig { every_ms: every },
+        snapshot: SnapshotConfig {
+            every_ms: every,
+            restore: restore.map(Arc::new),
+        },
         ..PipelineConfig::default()
     };
     run_collect_all(
@@ -86,11 +113,19 @@ fn of(entries: &[Entry], op: Op) -> Vec<&Entry> {
 #[test]
 fn snapshots_change_no_output_mean_their_cut_and_do_not_depend_on_worker_count() {
     let records = records(25);
-    let (plain, none) = run(&records, 2, None);
+    let Exported {
+        deliveries: plain,
+        snapshots: none,
+        ..
+    } = run(&records, 2, None);
     assert!(none.is_empty(), "no interval, no snapshots");
     let mut runs: Vec<BTreeMap<u64, Vec<Entry>>> = Vec::new();
     for workers in [1, 2, 4] {
-        let (deliveries, snapshots) = run(&records, workers, Some(EVERY_MS));
+        let Exported {
+            deliveries,
+            snapshots,
+            ..
+        } = run(&records, workers, Some(EVERY_MS));
         assert!(
             deliveries == plain,
             "{workers} workers: taking snapshots changed the output"
@@ -170,4 +205,152 @@ fn snapshots_change_no_output_mean_their_cut_and_do_not_depend_on_worker_count()
         let predict = of(entries, Op::Predict);
         assert_eq!(predict.len(), 4, "cut {cut}");
     }
+}
+
+/// What one delivery has that the other has not, for a failure message.
+fn difference(got: &Delivery, expected: &Delivery) -> String {
+    let only = |a: &Delivery, b: &Delivery| -> Vec<String> {
+        a.changes
+            .iter()
+            .filter(|c| !b.changes.contains(c))
+            .take(3)
+            .map(|c| format!("{c:?}"))
+            .collect()
+    };
+    format!(
+        "at {} vs {}; only restored: {:?}; only never stopping: {:?}",
+        got.time,
+        expected.time,
+        only(got, expected),
+        only(expected, got)
+    )
+}
+
+/// The accumulated collections (champions, best predictions) of the
+/// changes in `deliveries` at times before `cut`.
+fn collections_before(deliveries: &[Delivery], cut: u64) -> BTreeMap<Output, isize> {
+    let mut acc: BTreeMap<Output, isize> = BTreeMap::new();
+    for d in deliveries.iter().filter(|d| d.time < cut) {
+        for (out, diff) in &d.changes {
+            if matches!(out, Output::Champion(..) | Output::Best(..)) {
+                *acc.entry(out.clone()).or_default() += diff;
+            }
+        }
+    }
+    acc.retain(|_, d| *d != 0);
+    acc
+}
+
+#[test]
+fn restore_at_cuts_equals_never_stopping_on_1_2_and_4_workers() {
+    // 25 minutes across a UTC midnight: the evaluation closes a day (and
+    // picks champions) between the cuts.
+    let midnight = (START / 86_400_000 + 1) * 86_400_000;
+    let records = records_from(midnight - 12 * 60_000, 25);
+    let whole = run(&records, 2, Some(EVERY_MS));
+    let rejects = whole
+        .deliveries
+        .iter()
+        .flat_map(|d| d.inserted())
+        .filter(|o| matches!(o, Output::Reject(_)))
+        .count();
+    assert!(rejects >= 20, "the input has rejects: {rejects}");
+    let cuts: Vec<u64> = whole.snapshots.iter().map(|s| s.cut).collect();
+    // How many cuts complete depends on the pace of the workers.
+    assert!(cuts.len() >= 8, "too few cuts: {cuts:?}");
+    assert!(
+        whole
+            .snapshots
+            .iter()
+            .any(|s| s.entries.iter().any(|e| e.op == Op::Export)),
+        "no cut holds a reject read before it"
+    );
+    // Cuts early, around midnight and late, restored on each worker count;
+    // and a cut of a restored run, restored again.
+    let n = cuts.len();
+    assert!(
+        !collections_before(&whole.deliveries, cuts[n / 2 - 2]).is_empty(),
+        "the collections a restore re-creates are empty"
+    );
+    for (i, workers) in [
+        (1, 1),
+        (n / 2 - 2, 4),
+        (n / 2, 2),
+        (n / 2 + 3, 1),
+        (n - 2, 4),
+    ] {
+        let restored = continues(&records, &whole, &whole.snapshots[i], workers);
+        if i == n / 2 - 2 {
+            assert!(
+                restored.snapshots.len() >= 2,
+                "a restored run takes snapshots"
+            );
+            let again = &restored.snapshots[restored.snapshots.len() / 2];
+            continues(&records, &whole, again, 2);
+        }
+    }
+}
+
+/// Restores `snap` on `workers` workers over `records` and checks the run
+/// continues exactly as `whole`, which never stopped: the same deliveries
+/// from the cut on, the same collections before it (re-created, for the
+/// live view only), the same model state at later cuts. Returns the run.
+fn continues(
+    records: &Arc<Vec<Record>>,
+    whole: &Exported,
+    snap: &Assembled,
+    workers: usize,
+) -> Exported {
+    let cut = snap.cut;
+    let restored = run_from(
+        records,
+        workers,
+        Some(EVERY_MS),
+        Some(Restore {
+            cut,
+            entries: snap.entries.clone(),
+        }),
+    );
+    let expected: Vec<&Delivery> = whole.deliveries.iter().filter(|d| d.time >= cut).collect();
+    let got: Vec<&Delivery> = restored.deliveries.iter().collect();
+    assert_eq!(got.len(), expected.len(), "cut {cut}, {workers} workers");
+    for (g, e) in got.iter().zip(&expected) {
+        assert!(
+            g == e,
+            "cut {cut}, {workers} workers: delivery at {} differs from never stopping: {}",
+            e.time,
+            difference(g, e)
+        );
+    }
+    let before = collections_before(&whole.deliveries, cut);
+    assert_eq!(
+        collections_before(&restored.restored, cut),
+        before,
+        "cut {cut}, {workers} workers: the restored collections differ"
+    );
+    // Later cuts of the restored run hold the same model state.
+    let later: BTreeMap<u64, &Vec<Entry>> = restored
+        .snapshots
+        .iter()
+        .map(|s| (s.cut, &s.entries))
+        .collect();
+    assert!(
+        later.keys().all(|c| *c > cut),
+        "cut {cut}: later cuts {:?}",
+        later.keys().collect::<Vec<_>>()
+    );
+    for s in whole
+        .snapshots
+        .iter()
+        .filter(|s| later.contains_key(&s.cut))
+    {
+        for op in [Op::Predict, Op::Evaluate] {
+            assert!(
+                of(later[&s.cut], op) == of(&s.entries, op),
+                "cut {cut} restored on {workers}: {op:?} at {} differs",
+                s.cut
+            );
+        }
+    }
+    restored
 }

@@ -97,6 +97,7 @@ fn config(
         },
         snapshot: dataflows::SnapshotConfig {
             every_ms: snapshot_every_ms,
+            restore: None,
         },
         ..PipelineConfig::default()
     }

@@ -28,8 +28,6 @@
 
 use std::collections::BTreeMap;
 
-use std::time::Instant;
-
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -38,7 +36,9 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::num::{stable_hash, F64};
-use crate::snapshot::{crosses_cut, encode, next_cut, Entry, Key, Op, Piece};
+use crate::snapshot::{
+    crosses_cut, decode, encode, next_cut, route, Entry, Key, Op, Piece, Restored,
+};
 use crate::tick::{Side, Tick};
 
 /// One closed bar.
@@ -340,9 +340,12 @@ pub struct BarsSnapshot {
 /// [`Piece`] whenever the frontier passes cut times: per symbol, a
 /// [`BarsSnapshot`] of the state at the cut (bars ending before it closed,
 /// partials from messages before it held), one piece per range of cuts the
-/// state does not change across.
+/// state does not change across. `restore` brings the [`BarsSnapshot`]s
+/// of a snapshot the run starts from, at time 0; no bar closes before they
+/// are in.
 pub fn bars<'s>(
     partials: StreamVec<'s, u64, PartialBar>,
+    restore: StreamVec<'s, u64, Restored>,
     config: BarConfig,
     snapshot_every: Option<u64>,
 ) -> (StreamVec<'s, u64, Bar>, StreamVec<'s, u64, Piece>) {
@@ -358,6 +361,8 @@ pub fn bars<'s>(
         partials,
         Exchange::new(|p: &PartialBar| stable_hash(&p.symbol)),
     );
+    let mut restore_input =
+        builder.new_input(restore, Exchange::new(|r: &Restored| route(&r.entry.key)));
     let (bars_out, bars) = builder.new_output::<Vec<Bar>>();
     let (piece_out, pieces) = builder.new_output::<Vec<Piece>>();
     let mut bars_out = OutputBuilder::from(bars_out);
@@ -373,24 +378,26 @@ pub fn bars<'s>(
         // Cuts up to here have had their piece.
         let mut pieced: u64 = 0;
         move |frontiers| {
+            // Restored partials came before the cut: message time 0.
+            restore_input.for_each_stamp(|cap, data| {
+                for r in data.flat_map(|d| d.drain(..)) {
+                    let Key::Symbol(symbol) = r.entry.key else {
+                        continue;
+                    };
+                    let snap: BarsSnapshot =
+                        decode(&r.entry.bytes).expect("restored state is checked before the run");
+                    if let Some(l) = snap.last {
+                        last.insert(symbol, l);
+                    }
+                    for part in snap.open {
+                        add_partial(&mut open, part, 0, |end| cap.delayed(&end, 0));
+                    }
+                }
+            });
             input.for_each_stamp(|cap, data| {
                 let Some(&time) = cap.least() else { return };
                 for part in data.flat_map(|d| d.drain(..)) {
-                    let end = part.end_ms;
-                    let slot = open.entry(end).or_insert_with(|| OpenBar {
-                        cap: cap.delayed(&end, 0),
-                        by_symbol: BTreeMap::new(),
-                    });
-                    match slot.by_symbol.get_mut(part.symbol.as_str()) {
-                        Some((parts, times)) => {
-                            parts.push(part);
-                            times.push(time);
-                        }
-                        None => {
-                            slot.by_symbol
-                                .insert(part.symbol.clone(), (vec![part], vec![time]));
-                        }
-                    }
+                    add_partial(&mut open, part, time, |end| cap.delayed(&end, 0));
                 }
             });
             let mut output = bars_out.activate();
@@ -415,7 +422,10 @@ pub fn bars<'s>(
                     }
                 }
             };
-            let frontier = frontiers[0].frontier().first().copied();
+            let frontier = frontiers
+                .iter()
+                .filter_map(|f| f.frontier().first().copied())
+                .min();
             let Some(f) = frontier else {
                 close(u64::MAX, &mut open, &mut last);
                 piece_cap = None;
@@ -425,62 +435,11 @@ pub fn bars<'s>(
                 while crosses_cut(pieced, f, every) {
                     let cut = next_cut(pieced, every);
                     close(cut, &mut open, &mut last);
-                    let started = Instant::now();
-                    // The state holds until the next bar end or message time at or after the cut.
-                    let mut upto = f;
-                    let mut by_symbol: BTreeMap<&str, BarsSnapshot> = last
-                        .iter()
-                        .map(|(s, l)| {
-                            (
-                                s.as_str(),
-                                BarsSnapshot {
-                                    last: Some(*l),
-                                    open: Vec::new(),
-                                },
-                            )
-                        })
-                        .collect();
-                    for (&end, bar) in &open {
-                        upto = upto.min(end);
-                        for (symbol, (parts, times)) in &bar.by_symbol {
-                            for (part, time) in parts.iter().zip(times) {
-                                if *time >= cut {
-                                    upto = upto.min(*time);
-                                    continue;
-                                }
-                                by_symbol
-                                    .entry(symbol.as_str())
-                                    .or_insert_with(|| BarsSnapshot {
-                                        last: None,
-                                        open: Vec::new(),
-                                    })
-                                    .open
-                                    .push(part.clone());
-                            }
-                        }
-                    }
-                    let entries = by_symbol
-                        .into_iter()
-                        .map(|(symbol, mut snap)| {
-                            snap.open.sort_by_key(|p| (p.end_ms, p.partition));
-                            Entry {
-                                op: Op::Bars,
-                                key: Key::Symbol(symbol.to_string()),
-                                bytes: encode(&snap),
-                            }
-                        })
-                        .collect();
-                    // Measured only, never an input: the stall a snapshot causes.
-                    let stall_ns = started.elapsed().as_nanos() as u64;
-                    piece_out.activate().session(pc).give(Piece {
-                        op: Op::Bars,
-                        worker,
-                        after: pieced,
-                        upto,
-                        entries,
-                        stall_ns,
+                    let piece = Piece::timed(Op::Bars, worker, pieced, || {
+                        bars_piece(cut, f, &open, &last)
                     });
-                    pieced = upto;
+                    pieced = piece.upto;
+                    piece_out.activate().session(pc).give(piece);
                 }
             }
             close(f.saturating_add(1), &mut open, &mut last);
@@ -488,6 +447,86 @@ pub fn bars<'s>(
         }
     });
     (bars, pieces)
+}
+
+/// Adds `part`, which came in a message at `time`, to its open bar,
+/// opening the bar with the capability `cap_at` gives for its end.
+fn add_partial(
+    open: &mut BTreeMap<u64, OpenBar>,
+    part: PartialBar,
+    time: u64,
+    cap_at: impl FnOnce(u64) -> Capability<u64>,
+) {
+    let end = part.end_ms;
+    let slot = open.entry(end).or_insert_with(|| OpenBar {
+        cap: cap_at(end),
+        by_symbol: BTreeMap::new(),
+    });
+    match slot.by_symbol.get_mut(part.symbol.as_str()) {
+        Some((parts, times)) => {
+            parts.push(part);
+            times.push(time);
+        }
+        None => {
+            slot.by_symbol
+                .insert(part.symbol.clone(), (vec![part], vec![time]));
+        }
+    }
+}
+
+/// The state at `cut` once every bar ending before it has closed, with the
+/// range it holds for: until the next bar end or message time at or after
+/// the cut, at most `frontier`.
+fn bars_piece(
+    cut: u64,
+    frontier: u64,
+    open: &BTreeMap<u64, OpenBar>,
+    last: &BTreeMap<String, (u64, F64)>,
+) -> (u64, Vec<Entry>) {
+    let mut upto = frontier;
+    let mut by_symbol: BTreeMap<&str, BarsSnapshot> = last
+        .iter()
+        .map(|(s, l)| {
+            (
+                s.as_str(),
+                BarsSnapshot {
+                    last: Some(*l),
+                    open: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    for (&end, bar) in open {
+        upto = upto.min(end);
+        for (symbol, (parts, times)) in &bar.by_symbol {
+            for (part, time) in parts.iter().zip(times) {
+                if *time >= cut {
+                    upto = upto.min(*time);
+                    continue;
+                }
+                by_symbol
+                    .entry(symbol.as_str())
+                    .or_insert_with(|| BarsSnapshot {
+                        last: None,
+                        open: Vec::new(),
+                    })
+                    .open
+                    .push(part.clone());
+            }
+        }
+    }
+    let entries = by_symbol
+        .into_iter()
+        .map(|(symbol, mut snap)| {
+            snap.open.sort_by_key(|p| (p.end_ms, p.partition));
+            Entry {
+                op: Op::Bars,
+                key: Key::Symbol(symbol.to_string()),
+                bytes: encode(&snap),
+            }
+        })
+        .collect();
+    (upto, entries)
 }
 
 #[cfg(test)]

@@ -31,7 +31,6 @@ pub mod rule;
 pub mod stats;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -48,7 +47,9 @@ pub use stats::{loss_difference, DayStats, LossLags, LOSS_SCALE};
 use crate::models::PERSISTENCE;
 use crate::num::{stable_hash, utc_day, DAY_MS, ERR_SCALE, F64};
 use crate::predict::{Prediction, Score};
-use crate::snapshot::{crosses_cut, encode, Entry, Key, Op, Piece};
+use crate::snapshot::{
+    crosses_cut, decode, encode, route, Entry, Key, Op, Piece, Restored, StateError,
+};
 
 /// Key of a (symbol, horizon in bars).
 pub type SeriesKey = (String, u32);
@@ -132,6 +133,9 @@ struct SeriesState {
     /// The champion, and the day it took over (None: the initial baseline).
     champion: String,
     since: Option<i32>,
+    /// The latest decision (day, champion), which a restored run emits
+    /// again so the champion collection holds what it held at the cut.
+    last: Option<(i32, Champion)>,
 }
 
 impl SeriesState {
@@ -142,6 +146,7 @@ impl SeriesState {
             window: VecDeque::new(),
             champion: PERSISTENCE.to_string(),
             since: None,
+            last: None,
         }
     }
 
@@ -194,14 +199,16 @@ impl SeriesState {
             .map(|(m, s)| Judged::Row(day_row(m, s, &decision)))
             .collect();
         let figures = decision.figures.get(&self.champion);
-        out.push(Judged::Champion(Champion {
+        let champion = Champion {
             model: self.champion.clone(),
             since_ms: self.since.map_or(0, |d| (d as u64 + 1) * DAY_MS),
             day: self.since,
             skill: F64(figures.map_or(0.0, |f| f.skill)),
             samples: figures.map_or(0, |f| f.n),
             reason: decision.reason,
-        }));
+        };
+        self.last = Some((day, champion.clone()));
+        out.push(Judged::Champion(champion));
         Some(out)
     }
 
@@ -270,6 +277,11 @@ fn series_entries(series: &BTreeMap<SeriesKey, SeriesState>) -> Vec<Entry> {
         .collect()
 }
 
+/// Whether `bytes` are a symbol's entry of the evaluation's state.
+pub(crate) fn check_entry(bytes: &[u8]) -> Result<(), StateError> {
+    decode::<Vec<(u32, SeriesState)>>(bytes).map(|_| ())
+}
+
 /// The daily evaluation's two collections.
 pub struct Verdicts<'s> {
     /// Every model's row per (symbol, horizon, day).
@@ -283,9 +295,13 @@ pub struct Verdicts<'s> {
 /// The daily evaluation of `scores` (each with the time it was produced).
 /// With `snapshot_every` (ms), `pieces` carries a [`Piece`] whenever the
 /// frontier passes cut times: per symbol, its series' state after every
-/// score and day end before the cut and none after.
+/// score and day end before the cut and none after. `restore` brings the
+/// series of a snapshot the run starts from, at time 0; each series'
+/// latest decision is emitted again at time 0 (+1), so the decisions
+/// downstream pick the champion they held at the cut.
 pub fn evaluations<'s>(
     scores: StreamVec<'s, u64, (Score, u64)>,
+    restore: StreamVec<'s, u64, Restored>,
     config: ChampionConfig,
     snapshot_every: Option<u64>,
 ) -> Verdicts<'s> {
@@ -296,6 +312,8 @@ pub fn evaluations<'s>(
         scores,
         Exchange::new(|(s, _): &(Score, u64)| stable_hash(&s.symbol)),
     );
+    let mut restore_input =
+        builder.new_input(restore, Exchange::new(|r: &Restored| route(&r.entry.key)));
     let (judged_out, judged) = builder.new_output::<Vec<JudgedRow>>();
     let (piece_out, pieces) = builder.new_output::<Vec<Piece>>();
     let mut judged_out = OutputBuilder::from(judged_out);
@@ -312,6 +330,31 @@ pub fn evaluations<'s>(
         // Cuts up to here have had their piece.
         let mut pieced: u64 = 0;
         move |frontiers| {
+            restore_input.for_each_stamp(|cap, data| {
+                let c0 = cap.delayed(&0, 0);
+                let mut output = judged_out.activate();
+                let mut session = output.session(&c0);
+                for r in data.flat_map(|d| d.drain(..)) {
+                    let Key::Symbol(symbol) = r.entry.key else {
+                        continue;
+                    };
+                    let of_symbol: Vec<(u32, SeriesState)> =
+                        decode(&r.entry.bytes).expect("restored state is checked before the run");
+                    for (h, st) in of_symbol {
+                        // Open days end at or after the cut (> 0).
+                        for day in st.open.keys() {
+                            let end = (*day as u64 + 1) * DAY_MS;
+                            day_ends.entry(end).or_insert_with(|| cap.delayed(&end, 0));
+                        }
+                        let key = (symbol.clone(), h);
+                        if let Some((day, c)) = &st.last {
+                            let row = ((key.clone(), *day), Judged::Champion(c.clone()));
+                            session.give((row, 0, 1isize));
+                        }
+                        series.insert(key, st);
+                    }
+                }
+            });
             input.for_each_stamp(|cap, data| {
                 let Some(&time) = cap.least() else { return };
                 let end = (utc_day(time) as u64 + 1) * DAY_MS;
@@ -322,24 +365,19 @@ pub fn evaluations<'s>(
                     .extend(data.flat_map(|d| d.drain(..)).map(|(s, _)| s));
             });
             // Everything before `done` is complete (None: everything is).
-            let done = frontiers[0].frontier().first().copied();
+            let done = frontiers
+                .iter()
+                .filter_map(|f| f.frontier().first().copied())
+                .min();
             let mut output = judged_out.activate();
             let mut piece =
                 |upto: u64, pieced: &mut u64, series: &BTreeMap<SeriesKey, SeriesState>| {
                     if let (Some(every), Some(cap)) = (snapshot_every, piece_cap.as_ref()) {
                         if crosses_cut(*pieced, upto, every) {
-                            let started = Instant::now();
-                            let entries = series_entries(series);
-                            // Measured only, never an input: the stall a snapshot causes.
-                            let stall_ns = started.elapsed().as_nanos() as u64;
-                            piece_out.activate().session(cap).give(Piece {
-                                op: Op::Evaluate,
-                                worker,
-                                after: *pieced,
-                                upto,
-                                entries,
-                                stall_ns,
+                            let piece = Piece::timed(Op::Evaluate, worker, *pieced, || {
+                                (upto, series_entries(series))
                             });
+                            piece_out.activate().session(cap).give(piece);
                         }
                     }
                     *pieced = (*pieced).max(upto);

@@ -28,7 +28,7 @@ mod linear;
 mod operator;
 
 pub use linear::{sigmoid, standardise, BatchModel, LinearForecast, Link, MAX_Z};
-pub use operator::{deployments, Applied, DeployLink, DeploySetup, Hold};
+pub use operator::{deployments, Applied, DeployLink, DeploySetup, DeploySnapshot, Hold};
 
 use serde::{Deserialize, Serialize};
 

@@ -7,11 +7,20 @@
 //! after it), a bar at or after the held `T` makes `T` due. Decisions wait
 //! in the [`DeployLink`] until their `T` is due, so whether one is applied
 //! depends only on the data, never on when it arrived.
+//!
+//! Snapshots. The schedule's state ([`DeploySnapshot`]: the held `T` and
+//! the version deployed per (kind, symbol, horizon)) changes only when the
+//! schedule starts (at the first bar) and when a decision is applied, at
+//! the held time. So the state before the next change holds for every cut
+//! up to the time the capability is held at, and one piece covers them.
+//! Restored, the operator holds the stored `T` (at the cut at the
+//! earliest) and the orchestrator is asked for it again, as after a replay.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -22,6 +31,7 @@ use tracing::{info, warn};
 
 use super::{Decision, Deployment, ModelRecord, ModelStatus};
 use crate::bars::Bar;
+use crate::snapshot::{crosses_cut, decode, encode, route, Entry, Key, Op, Piece, Restored};
 use crate::source::Clock;
 
 /// How the Deploy operator is wired.
@@ -130,17 +140,37 @@ impl Schedule {
     fn after(&self, t: u64) -> u64 {
         (t / self.every_ms + 1) * self.every_ms
     }
+
+    fn snapshot(&self) -> DeploySnapshot {
+        DeploySnapshot {
+            hold: self.hold,
+            current: self.current.values().cloned().collect(),
+        }
+    }
+}
+
+/// The schedule's state in a snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploySnapshot {
+    /// The scheduled time held, undecided (None: no bar yet).
+    pub hold: Option<u64>,
+    /// The version deployed per (kind, symbol, horizon).
+    pub current: Vec<ModelRecord>,
 }
 
 /// The Deploy operator: returns the deployments (to be exchanged by symbol
 /// into the predictor) and the registry rows, each at the event time it
-/// takes effect.
+/// takes effect, and with `snapshot_every` its snapshot pieces (see the
+/// module doc). `restore` brings a snapshot's [`DeploySnapshot`] at time 0.
 pub fn deployments<'s>(
     bars: StreamVec<'s, u64, Bar>,
+    restore: StreamVec<'s, u64, Restored>,
     setup: DeploySetup,
+    snapshot_every: Option<u64>,
 ) -> (
     StreamVec<'s, u64, Deployment>,
     StreamVec<'s, u64, ModelRecord>,
+    StreamVec<'s, u64, Piece>,
 ) {
     let DeploySetup {
         every_ms,
@@ -153,18 +183,26 @@ pub fn deployments<'s>(
     let mut builder = OperatorBuilder::new("Deploy".to_owned(), scope);
     let info = builder.operator_info();
     let mut input = builder.new_input(units, Exchange::new(|_: &()| 0));
+    let mut restore_input =
+        builder.new_input(restore, Exchange::new(|r: &Restored| route(&r.entry.key)));
     let (deploy_out, deploy_stream) = builder.new_output::<Vec<Deployment>>();
     let (records_out, records_stream) = builder.new_output::<Vec<ModelRecord>>();
+    let (piece_out, pieces) = builder.new_output::<Vec<Piece>>();
     let mut deploy_out = OutputBuilder::from(deploy_out);
     let mut records_out = OutputBuilder::from(records_out);
+    let mut piece_out = OutputBuilder::from(piece_out);
     let leader = scope.index() == 0 && every_ms > 0;
     let activator = scope.activator_for(info.address.clone());
     if leader {
         let sync = scope.worker().sync_activator_for(info.address.to_vec());
         link.state().activator = Some(sync);
     }
-    builder.build(move |caps| {
+    builder.build(move |mut caps| {
+        // Held until the input ends: pieces go out at time 0.
+        let mut piece_cap = caps.pop().filter(|_| leader);
         let mut caps = leader.then_some(caps);
+        // Cuts up to here have had their piece.
+        let mut pieced: u64 = 0;
         let mut sched = Schedule {
             every_ms: every_ms.max(1),
             seen: None,
@@ -175,6 +213,29 @@ pub fn deployments<'s>(
         };
         move |frontiers| {
             let frontier = &frontiers[0];
+            restore_input.for_each_stamp(|_, data| {
+                for r in data.flat_map(|d| d.drain(..)) {
+                    let snap: DeploySnapshot =
+                        decode(&r.entry.bytes).expect("restored state is checked before the run");
+                    sched.current = snap
+                        .current
+                        .into_iter()
+                        .map(|m| ((m.kind.clone(), m.symbol.clone(), m.horizon_bars), m))
+                        .collect();
+                    sched.hold = snap.hold;
+                    // Cuts up to the restored one are the run's it came from.
+                    pieced = r.cut;
+                    if let (Some(h), Some(held)) = (snap.hold, caps.as_mut()) {
+                        let at = h.max(r.cut);
+                        for c in held.iter_mut() {
+                            c.downgrade(&at);
+                        }
+                    }
+                }
+            });
+            if !frontiers[1].frontier().is_empty() {
+                return;
+            }
             input.for_each_stamp(|cap, data| {
                 data.for_each(|d| d.clear());
                 if let Some(&t) = cap.least() {
@@ -182,11 +243,33 @@ pub fn deployments<'s>(
                     sched.seen = Some((lo.min(t), hi.max(t)));
                 }
             });
-            let Some(held) = caps.as_mut() else { return };
+            let Some(held) = caps.as_mut() else {
+                piece_cap = None;
+                return;
+            };
             let done = frontier.is_empty();
+            // The state holds for every cut up to the next change: the
+            // first bar (before the schedule starts), else the held time.
+            let mut piece = |upto: u64, pieced: &mut u64, sched: &Schedule| {
+                if let (Some(every), Some(pc)) = (snapshot_every, piece_cap.as_ref()) {
+                    if crosses_cut(*pieced, upto, every) {
+                        let piece = Piece::timed(Op::Deploy, 0, *pieced, || {
+                            let entry = Entry {
+                                op: Op::Deploy,
+                                key: Key::Global,
+                                bytes: encode(&sched.snapshot()),
+                            };
+                            (upto, vec![entry])
+                        });
+                        piece_out.activate().session(pc).give(piece);
+                    }
+                }
+                *pieced = (*pieced).max(upto);
+            };
             if sched.hold.is_none() {
                 match sched.seen {
                     Some((first, _)) if done || !frontier.less_equal(&first) => {
+                        piece(first, &mut pieced, &sched);
                         let t1 = sched.after(first);
                         for c in held.iter_mut() {
                             c.downgrade(&t1);
@@ -196,6 +279,7 @@ pub fn deployments<'s>(
                     }
                     _ if done => {
                         caps = None;
+                        piece_cap = None;
                         link.state().finished = true;
                         return;
                     }
@@ -204,6 +288,8 @@ pub fn deployments<'s>(
                         // so it never waits for more than the bars do (the
                         // source's flow control relies on that).
                         if let Some(&f) = frontier.frontier().first() {
+                            let upto = sched.seen.map_or(f, |(first, _)| first.min(f));
+                            piece(upto, &mut pieced, &sched);
                             if f > *held[0].time() {
                                 for c in held.iter_mut() {
                                     c.downgrade(&f);
@@ -228,6 +314,7 @@ pub fn deployments<'s>(
                     s.finished = true;
                     drop(s);
                     caps = None;
+                    piece_cap = None;
                     return;
                 }
                 let decision = if due {
@@ -261,6 +348,7 @@ pub fn deployments<'s>(
                         }
                     }
                     let at = *held[0].time();
+                    piece(at, &mut pieced, &sched);
                     link.state().hold = Some(Hold {
                         scheduled_ms: t,
                         due,
@@ -269,6 +357,8 @@ pub fn deployments<'s>(
                     return;
                 };
                 let at = *held[0].time();
+                // Cuts up to `at` see the state before the decision.
+                piece(at, &mut pieced, &sched);
                 let (deploys, records) = apply(&mut sched.current, decision, at);
                 deploy_out
                     .activate()
@@ -295,7 +385,7 @@ pub fn deployments<'s>(
             }
         }
     });
-    (deploy_stream, records_stream)
+    (deploy_stream, records_stream, pieces)
 }
 
 /// Applies one decision at event time `at`: the deployments of its

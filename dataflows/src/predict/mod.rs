@@ -24,7 +24,6 @@
 //! that made it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -41,7 +40,7 @@ use crate::deploy::{BatchModel, Deployment, ModelVersion};
 use crate::features::{FeatureState, Features, FEATURES, FEATURE_COUNT};
 use crate::models::{ModelParams, Online, OnlineModel};
 use crate::num::{stable_hash, F64};
-use crate::snapshot::{crosses_cut, encode, Entry, Key, Op, Piece};
+use crate::snapshot::{crosses_cut, decode, encode, route, Entry, Key, Op, Piece, Restored};
 
 mod snapshot;
 
@@ -421,10 +420,15 @@ pub struct PredictorStreams<'s> {
 ///
 /// With `snapshot_every` (ms), `pieces` carries a [`Piece`] whenever the
 /// frontier passes cut times: per symbol, its [`SymbolSnapshot`] after
-/// every time before the cut was processed and none after.
+/// every time before the cut was processed and none after. `restore`
+/// brings the [`SymbolSnapshot`]s of a snapshot the run starts from, at
+/// time 0; each restored current prediction is emitted again at time 0
+/// (+1), so the `current` collection downstream holds what it held at the
+/// cut.
 pub fn predictor<'s>(
     bars: StreamVec<'s, u64, Bar>,
     deployments: StreamVec<'s, u64, Deployment>,
+    restore: StreamVec<'s, u64, Restored>,
     config: PredictConfig,
     snapshot_every: Option<u64>,
 ) -> PredictorStreams<'s> {
@@ -435,6 +439,8 @@ pub fn predictor<'s>(
         deployments,
         Exchange::new(|d: &Deployment| stable_hash(&d.symbol)),
     );
+    let mut restore_input =
+        builder.new_input(restore, Exchange::new(|r: &Restored| route(&r.entry.key)));
     let (current_out, current) = builder.new_output::<Vec<(Prediction, u64, isize)>>();
     let (scores_out, scores) = builder.new_output::<Vec<(Scored, u64)>>();
     let (features_out, features) = builder.new_output::<Vec<FeatureRow>>();
@@ -455,6 +461,21 @@ pub fn predictor<'s>(
         let mut symbols: BTreeMap<String, SymbolState> = BTreeMap::new();
         let mut out = Predicted::default();
         move |frontiers| {
+            restore_input.for_each_stamp(|cap, data| {
+                let c0 = cap.delayed(&0, 0);
+                let mut current = current_out.activate();
+                let mut session = current.session(&c0);
+                for r in data.flat_map(|d| d.drain(..)) {
+                    let Key::Symbol(symbol) = r.entry.key else {
+                        continue;
+                    };
+                    let st = decode(&r.entry.bytes)
+                        .and_then(|snap| SymbolState::restore(&config, snap))
+                        .expect("restored state is checked before the run");
+                    session.give_iterator(st.current().map(|p| (p.clone(), 0, 1)));
+                    symbols.insert(symbol, st);
+                }
+            });
             input.for_each_stamp(|cap, data| {
                 let Some(&time) = cap.least() else { return };
                 let slot = stash.entry(time).or_insert_with(|| {
@@ -490,25 +511,18 @@ pub fn predictor<'s>(
             let mut piece = |upto: u64, pieced: &mut u64, symbols: &BTreeMap<String, SymbolState>| {
                 if let (Some(every), Some(cap)) = (snapshot_every, piece_cap.as_ref()) {
                     if crosses_cut(*pieced, upto, every) {
-                        let started = Instant::now();
-                        let entries = symbols
-                            .iter()
-                            .map(|(symbol, st)| Entry {
-                                op: Op::Predict,
-                                key: Key::Symbol(symbol.clone()),
-                                bytes: encode(&st.snapshot()),
-                            })
-                            .collect();
-                        // Measured only, never an input: the stall a snapshot causes.
-                        let stall_ns = started.elapsed().as_nanos() as u64;
-                        piece_out.activate().session(cap).give(Piece {
-                            op: Op::Predict,
-                            worker,
-                            after: *pieced,
-                            upto,
-                            entries,
-                            stall_ns,
+                        let piece = Piece::timed(Op::Predict, worker, *pieced, || {
+                            let entries = symbols
+                                .iter()
+                                .map(|(symbol, st)| Entry {
+                                    op: Op::Predict,
+                                    key: Key::Symbol(symbol.clone()),
+                                    bytes: encode(&st.snapshot()),
+                                })
+                                .collect();
+                            (upto, entries)
                         });
+                        piece_out.activate().session(cap).give(piece);
                     }
                 }
                 *pieced = (*pieced).max(upto);

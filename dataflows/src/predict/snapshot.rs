@@ -37,6 +37,14 @@ struct HorizonSnapshot {
 }
 
 impl SymbolState {
+    /// The current prediction of every slot that has one: the symbol's
+    /// part of the `current` collection.
+    pub fn current(&self) -> impl Iterator<Item = &Prediction> {
+        self.horizons
+            .iter()
+            .flat_map(|hs| hs.current.iter().flatten())
+    }
+
     /// The state as plain data (a copy; the state is unchanged).
     pub fn snapshot(&self) -> SymbolSnapshot {
         SymbolSnapshot {

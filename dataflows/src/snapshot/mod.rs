@@ -14,18 +14,25 @@
 //! other batch slots) is refused with the difference named.
 //!
 //! A snapshot is a set of [`Entry`]s, one per (operator, key), gathered
-//! from the operators' [`Piece`]s by the [`Assembler`]. What is not here
-//! yet: the operators sending pieces, and restore in the running dataflow
-//! (the file container is `cryptoflow::state`).
+//! from the operators' [`Piece`]s by the [`Assembler`] (the file container
+//! is `cryptoflow::state`). A run restored from one ([`Restore`]) hands
+//! each entry to the operator instance that owns its key, by [`route`]:
+//! the same rule the data itself is exchanged by, so the state lands where
+//! its symbol's or partition's data will, on any number of workers and
+//! processes.
 
 pub mod arrays;
 mod assemble;
 
 pub use assemble::{Assembled, Assembler};
 
+use std::time::Instant;
+
 use bincode::Options;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::num::stable_hash;
 
 /// The operators whose state a snapshot holds, in the order their entries
 /// sort.
@@ -84,6 +91,61 @@ pub struct Piece {
     pub entries: Vec<Entry>,
     /// How long making the piece took, ns (what it stalled the operator).
     pub stall_ns: u64,
+}
+
+impl Piece {
+    /// The piece `make` builds for the cuts after `after`: `make` returns
+    /// the range's end and the entries; the time it takes is recorded as
+    /// the piece's stall.
+    pub fn timed(
+        op: Op,
+        worker: usize,
+        after: u64,
+        make: impl FnOnce() -> (u64, Vec<Entry>),
+    ) -> Piece {
+        let started = Instant::now();
+        let (upto, entries) = make();
+        Piece {
+            op,
+            worker,
+            after,
+            upto,
+            entries,
+            // Measured only, never an input: the stall a snapshot causes.
+            stall_ns: started.elapsed().as_nanos() as u64,
+        }
+    }
+}
+
+/// A snapshot a run starts from: the state at `cut` (every input before
+/// it applied, none after), as the [`Assembler`] gathered it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Restore {
+    /// The cut, ms of event time.
+    pub cut: u64,
+    /// Every operator's entries.
+    pub entries: Vec<Entry>,
+}
+
+/// One entry on its way to the operator instance that owns its key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    /// The cut the state is from.
+    pub cut: u64,
+    /// The state.
+    pub entry: Entry,
+}
+
+/// The exchange route of a key: a symbol's state goes where the symbol's
+/// data goes (`stable_hash`), a partition's to the worker that reads it
+/// (timely routes `p` to `p % peers`, as `source::owns_partition` does),
+/// the global state to worker 0.
+pub fn route(key: &Key) -> u64 {
+    match key {
+        Key::Global => 0,
+        Key::Partition(p) => u64::from(p.unsigned_abs()),
+        Key::Symbol(s) => stable_hash(s),
+    }
 }
 
 /// Whether a cut (a positive multiple of `every` ms) lies in `(after, upto]`.

@@ -46,6 +46,11 @@ impl RecordReader for VecReader {
     fn finished(&self) -> bool {
         self.records.is_empty()
     }
+
+    fn seek(&mut self, partition: i32, offset: i64) {
+        self.records
+            .retain(|r| r.pos.partition != partition || r.pos.offset >= offset);
+    }
 }
 
 /// The partition, among `num_partitions` (at least one), of a record keyed

@@ -34,22 +34,33 @@
 //! Which worker reads which partition is decided by the caller with
 //! [`owns_partition`], a pure function of (partition, worker index, peers).
 //!
+//! Restore. Started from a snapshot, the source takes each of its
+//! partitions' [`PartitionSnapshot`] (the offset reading resumes at, the
+//! watermark, the idle flag, the partial bars not sent yet) before it reads
+//! anything, asks the reader to seek, and starts its capability at the
+//! cut. A record at an offset before its partition's next one (a reader
+//! that could not seek, or one that went back) was read already, and is
+//! skipped.
+//! An idle flag is restored as "idle since the timeout" (idleness is
+//! wall-clock time).
+//!
 //! This operator never panics on input; a reader error is logged and retried.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::OkErr;
 use timely::dataflow::{Scope, StreamVec};
-use tracing::warn;
+use tracing::{debug, error, warn};
 
 use crate::bars::{bar_bounds, PartialBar};
 use crate::progress::{PartitionProgress, SourceProgress};
-use crate::snapshot::{crosses_cut, encode, Entry, Key, Op, Piece};
+use crate::snapshot::{self, crosses_cut, encode, route, Entry, Key, Op, Piece, Restored};
 use crate::tick::{decode, Position, Reject, RejectReason, ValidationLimits};
 
 mod memory;
@@ -87,6 +98,10 @@ pub trait RecordReader: 'static {
     fn poll(&mut self, max: usize, out: &mut Vec<SourceEvent>) -> Result<(), String>;
     /// True once the reader will never produce anything again (bounded input).
     fn finished(&self) -> bool;
+    /// Continues `partition` at `offset` (a restored snapshot's): records
+    /// before it need not be produced. A reader that cannot seek keeps
+    /// reading where it is; the source skips what lies before `offset`.
+    fn seek(&mut self, _partition: i32, _offset: i64) {}
 }
 
 /// Where the source's wall clock comes from (epoch ms; a fixed or simulated
@@ -233,11 +248,15 @@ pub struct PartitionSnapshot {
 /// times it sends a [`Piece`] on the third stream: per owned partition, a
 /// [`PartitionSnapshot`] of the state as it was when the capability
 /// crossed them. The pieces go out at time 0, on a capability held until
-/// the source ends, so they never hold back the data.
+/// the source ends, so they never hold back the data. `restore` brings the
+/// [`PartitionSnapshot`]s of a snapshot the run starts from (see the module
+/// doc); nothing is read before they are in.
+#[allow(clippy::too_many_arguments)]
 pub fn tick_source<'s, R: RecordReader>(
     scope: Scope<'s, u64>,
     name: &str,
     mut reader: R,
+    restore: StreamVec<'s, u64, Restored>,
     config: SourceConfig,
     bar_ms: u64,
     export: Option<ProbeHandle<u64>>,
@@ -262,6 +281,8 @@ pub fn tick_source<'s, R: RecordReader>(
     let worker = scope.index();
     let mut builder = OperatorBuilder::new(name.to_owned(), scope);
     let info = builder.operator_info();
+    let mut restore_input =
+        builder.new_input(restore, Exchange::new(|r: &Restored| route(&r.entry.key)));
     let (data_out, both) = builder.new_output::<Vec<Result<PartialBar, Reject>>>();
     let (piece_out, pieces) = builder.new_output::<Vec<Piece>>();
     let mut data_out = OutputBuilder::from(data_out);
@@ -284,12 +305,17 @@ pub fn tick_source<'s, R: RecordReader>(
                     .collect(),
             );
         }
-        // A worker that owns nothing can never emit: release time at once.
-        let mut cap = if partitions.is_empty() {
-            None
-        } else {
-            Some((cap, piece_cap))
-        };
+        // A worker that owns nothing can never emit: release time at once
+        // (once it knows a restore brings it nothing).
+        let mut cap = Some((cap, piece_cap));
+        // While restoring: the cut.
+        let mut restored: Option<u64> = None;
+        let mut restoring = true;
+        // Restored partitions not read from yet: the offset they resume at.
+        let mut resumed: BTreeMap<i32, i64> = BTreeMap::new();
+        // Records skipped because their offset was read already.
+        let mut redelivered: u64 = 0;
+        let mut redelivered_reported: u64 = 0;
         let mut events = Vec::with_capacity(batch);
         let mut last_error: Option<String> = None;
         let mut read: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
@@ -297,7 +323,51 @@ pub fn tick_source<'s, R: RecordReader>(
         let mut paused_at: Option<u64> = None;
         // Partial bars not yet sent, by (bar end, partition), then symbol.
         let mut open: BTreeMap<(u64, i32), HashMap<String, PartialBar>> = BTreeMap::new();
-        move |_frontiers| {
+        move |frontiers| {
+            if restoring {
+                let now = clock();
+                restore_input.for_each_stamp(|_, data| {
+                    for r in data.flat_map(|d| d.drain(..)) {
+                        let Key::Partition(p) = r.entry.key else {
+                            continue;
+                        };
+                        let snap: PartitionSnapshot = snapshot::decode(&r.entry.bytes)
+                            .expect("restored state is checked before the run");
+                        restored = Some(restored.map_or(r.cut, |c| c.max(r.cut)));
+                        let idle_ms = idle_timeout.as_millis() as u64;
+                        let st = partitions.entry(p).or_default();
+                        st.next_offset = snap.next_offset;
+                        st.max_ts = snap.max_ts;
+                        st.eof_since = snap.idle.then(|| now.saturating_sub(idle_ms));
+                        if let Some(o) = snap.next_offset {
+                            reader.seek(p, o);
+                            resumed.insert(p, o);
+                        }
+                        for part in snap.partials {
+                            open.entry((part.end_ms, p))
+                                .or_default()
+                                .insert(part.symbol.clone(), part);
+                        }
+                    }
+                });
+                if !frontiers[0].frontier().is_empty() {
+                    return;
+                }
+                restoring = false;
+                if partitions.is_empty() {
+                    cap = None;
+                    return;
+                }
+                // At the cut, not at the partitions' least watermark: a
+                // partial kept by the snapshot ends after the watermark of
+                // the worker that read it, which another grouping of the
+                // partitions may not reach. The next activation sends every
+                // partial the watermarks have passed, at the cut (before
+                // their ends), and moves on.
+                if let (Some(cut), Some((c, _))) = (restored, cap.as_mut()) {
+                    c.downgrade(&cut);
+                }
+            }
             let Some((c, piece_cap)) = cap.as_mut() else {
                 return;
             };
@@ -343,6 +413,29 @@ pub fn tick_source<'s, R: RecordReader>(
                         }
                     }
                     SourceEvent::Record(rec) => {
+                        let seen = partitions
+                            .get(&rec.pos.partition)
+                            .and_then(|st| st.next_offset)
+                            .is_some_and(|next| rec.pos.offset < next);
+                        if !resumed.is_empty() {
+                            if let Some(at) = resumed.remove(&rec.pos.partition) {
+                                if rec.pos.offset > at {
+                                    error!(
+                                        partition = rec.pos.partition,
+                                        resumed_at = at,
+                                        first_read = rec.pos.offset,
+                                        "the records between where the snapshot resumes and the \
+                                         first one read were never delivered"
+                                    );
+                                }
+                            }
+                        }
+                        if seen {
+                            // Read already (or in the restored state): a
+                            // reader that goes back delivers it twice.
+                            redelivered += 1;
+                            continue;
+                        }
                         partitions.entry(rec.pos.partition).or_default().next_offset =
                             Some(rec.pos.offset + 1);
                         if progress.is_some() {
@@ -393,6 +486,19 @@ pub fn tick_source<'s, R: RecordReader>(
                     }
                 }
             }
+            if redelivered > redelivered_reported {
+                // Expected after a restore: a reader that cannot seek reads
+                // the partition from its start.
+                if restored.is_some() {
+                    debug!(records = redelivered, "skipped records the snapshot holds");
+                } else {
+                    warn!(
+                        records = redelivered,
+                        "the reader delivered records at offsets already read; skipped"
+                    );
+                }
+                redelivered_reported = redelivered;
+            }
             if let Some(progress) = &progress {
                 if !read.is_empty() {
                     for (p, r) in read.iter_mut() {
@@ -412,8 +518,9 @@ pub fn tick_source<'s, R: RecordReader>(
                 // later cut (how far one completes is up to the operators
                 // downstream, which piece no cut past their last frontier).
                 if snapshot_every.is_some() {
-                    let piece =
-                        source_piece(worker, *c.time(), u64::MAX, &partitions, &open, |_| true);
+                    let piece = Piece::timed(Op::Source, worker, *c.time(), || {
+                        (u64::MAX, source_entries(&partitions, &open, |_| true))
+                    });
                     piece_out.activate().session(&*piece_cap).give(piece);
                 }
                 cap = None;
@@ -440,7 +547,9 @@ pub fn tick_source<'s, R: RecordReader>(
                 send_partials(&mut open, target, |p| session.give(Ok(p)));
                 drop(session);
                 if snapshot_every.is_some_and(|every| crosses_cut(*c.time(), target, every)) {
-                    let piece = source_piece(worker, *c.time(), target, &partitions, &open, idle);
+                    let piece = Piece::timed(Op::Source, worker, *c.time(), || {
+                        (target, source_entries(&partitions, &open, idle))
+                    });
                     piece_out.activate().session(&*piece_cap).give(piece);
                 }
                 c.downgrade(&target);
@@ -456,18 +565,13 @@ pub fn tick_source<'s, R: RecordReader>(
     (partials, rejects, pieces)
 }
 
-/// The source's piece for the cuts in `(after, upto]`: per partition, its
-/// [`PartitionSnapshot`].
-fn source_piece(
-    worker: usize,
-    after: u64,
-    upto: u64,
+/// The source's state for a piece: per partition, its [`PartitionSnapshot`].
+fn source_entries(
     partitions: &BTreeMap<i32, PartitionState>,
     open: &BTreeMap<(u64, i32), HashMap<String, PartialBar>>,
     idle: impl Fn(&PartitionState) -> bool,
-) -> Piece {
-    let started = Instant::now();
-    let entries = partitions
+) -> Vec<Entry> {
+    partitions
         .iter()
         .map(|(&p, st)| Entry {
             op: Op::Source,
@@ -479,16 +583,7 @@ fn source_piece(
                 partials: partials_of(open, p),
             }),
         })
-        .collect();
-    Piece {
-        op: Op::Source,
-        worker,
-        after,
-        upto,
-        entries,
-        // Measured only, never an input: the stall a snapshot causes.
-        stall_ns: started.elapsed().as_nanos() as u64,
-    }
+        .collect()
 }
 
 /// Partition `p`'s partial bars not yet sent, by (end, symbol).
