@@ -16,8 +16,9 @@ use crate::broker::Broker;
 use crate::cluster::Cluster;
 use crate::feed::{run_sim_feed, FeedOptions};
 use crate::kafka;
-use crate::pipeline::{run, RunOptions, RunSummary};
+use crate::pipeline::{run, RunOptions, RunSummary, SnapshotOptions};
 use crate::shutdown::Stop;
+use crate::state::FromSnapshot;
 
 /// Demo settings.
 #[derive(Clone, Debug)]
@@ -123,6 +124,16 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
             checkpoint_every: opts.checkpoint_every,
             jobs: opts.jobs.clone(),
             access: opts.access.clone(),
+            // The demo's broker keeps its topic in memory: a restarted demo
+            // reads a new topic, which no snapshot of the last one describes.
+            snapshots: SnapshotOptions {
+                from: if opts.brokers.is_none() {
+                    FromSnapshot::None
+                } else {
+                    FromSnapshot::Latest
+                },
+                ..SnapshotOptions::default()
+            },
             ..RunOptions::new(brokers, "ticks", opts.data_dir.clone())
         },
         stop.clone(),

@@ -16,11 +16,13 @@ mod cli {
     pub mod ingest;
     pub mod jobs;
     pub mod produce;
+    pub mod state;
     pub mod tables;
 }
 use cli::ingest as ingest_cli;
 use cli::jobs as jobs_cli;
 use cli::produce as produce_cli;
+use cli::state as state_cli;
 use cli::tables as tables_cli;
 
 #[derive(Parser)]
@@ -51,7 +53,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Consume ticks from Kafka, predict, write Delta tables and serve HTTP.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Everything on embedded defaults: a local broker, a simulated feed, `run` on 2 workers.
     Demo(DemoArgs),
     /// Produce simulated ticks into a topic (real time, or --max-speed).
@@ -66,6 +68,11 @@ enum Command {
     Tables {
         #[command(subcommand)]
         command: tables_cli::TablesCommand,
+    },
+    /// The state snapshots a run restarts from.
+    State {
+        #[command(subcommand)]
+        command: state_cli::StateCommand,
     },
     /// Launch a local cluster of P `run` processes of W workers on loopback and watch it.
     Cluster(ClusterLaunchArgs),
@@ -244,6 +251,37 @@ struct RunArgs {
     stale_after_ms: u64,
     #[command(flatten)]
     jobs: jobs_cli::JobsArgs,
+    #[command(flatten)]
+    snapshots: SnapshotArgs,
+}
+
+/// State snapshots (see `cryptoflow::pipeline`, "Snapshots").
+#[derive(Args)]
+struct SnapshotArgs {
+    /// Event time between state snapshots, ms (0: take none).
+    #[arg(long, default_value_t = cryptoflow::pipeline::DEFAULT_SNAPSHOT_EVERY_MS, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    snapshot_every_ms: u64,
+    /// Where snapshots are kept (default: <data-dir>/_state).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// How many snapshots are kept.
+    #[arg(long, default_value_t = cryptoflow::state::DEFAULT_KEEP as u16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    keep_snapshots: u16,
+    /// Start from the newest usable snapshot (latest) or rebuild all state
+    /// from the topic (none).
+    #[arg(long, value_enum, default_value_t = cryptoflow::state::FromSnapshot::Latest)]
+    from_snapshot: cryptoflow::state::FromSnapshot,
+}
+
+impl SnapshotArgs {
+    fn options(self) -> cryptoflow::pipeline::SnapshotOptions {
+        cryptoflow::pipeline::SnapshotOptions {
+            every_ms: self.snapshot_every_ms,
+            state_dir: self.state_dir,
+            keep: self.keep_snapshots.into(),
+            from: self.from_snapshot,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -341,7 +379,8 @@ fn real_main() -> anyhow::Result<()> {
                 peer_health,
                 stale_after_ms,
                 jobs,
-            } = a;
+                snapshots,
+            } = *a;
             let ClusterArgs {
                 workers,
                 processes,
@@ -384,6 +423,7 @@ fn real_main() -> anyhow::Result<()> {
                     peer_health,
                     stale_after: Duration::from_millis(stale_after_ms),
                     jobs: jobs.options()?,
+                    snapshots: snapshots.options(),
                 },
                 Stop::new(),
             )?;
@@ -445,6 +485,7 @@ fn real_main() -> anyhow::Result<()> {
         Command::Produce(a) => produce_cli::produce(a)?,
         Command::Replay(a) => produce_cli::replay(a)?,
         Command::Tables { command } => tables_cli::run(command)?,
+        Command::State { command } => state_cli::run(command)?,
         Command::Jobs { command } => jobs_cli::jobs(command)?,
         Command::Models { command } => jobs_cli::models(command)?,
         Command::Topic {

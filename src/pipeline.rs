@@ -41,6 +41,29 @@
 //! each scheduled retrain for the models trained from that data). At the
 //! end of a bounded run the orchestrator finishes the jobs the last data
 //! made due before `run` returns.
+//!
+//! Snapshots (issue 14; `docs/design/snapshots.md`). Every
+//! `--snapshot-every-ms` of event time the dataflow hands worker 0 a cut
+//! (see `dataflows::snapshot`); the router writes it to `--state-dir` only
+//! after the commit that made every delivery before the cut durable, so a
+//! snapshot never holds state the warehouse lacks. The order, and why a
+//! crash at any step loses or doubles nothing:
+//! 1. the dataflow delivers every time before the cut T, then the cut;
+//! 2. the router commits what it holds (a later delivery may ride along:
+//!    the warehouse ahead of a snapshot is harmless, its epochs are skipped
+//!    per table on restart as without snapshots);
+//! 3. with nothing pending, it reads each table's committed epoch into the
+//!    header and writes the file atomically (tmp, fsync, rename, fsync of
+//!    the directory), keeping the newest `--keep-snapshots`.
+//!
+//! A crash before 3 completes leaves the previous snapshot; a restart from
+//! it re-produces the deliveries after its cut identically, and the tables
+//! skip the epochs they hold. On start, process 0 takes the newest snapshot
+//! that is intact, written under the same settings and not ahead of the
+//! warehouse, checks that Kafka still holds every offset it resumes at, and
+//! starts the dataflow from it; the changes before the cut it re-creates
+//! (current predictions, champions, best predictions) reach only the live
+//! view, never the warehouse.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,7 +73,9 @@ use std::time::{Duration, Instant};
 use dataflows::bars::BarConfig;
 use dataflows::champion::ChampionConfig;
 use dataflows::deploy::{DeployLink, DeploySetup};
+use dataflows::graph::check_restore;
 use dataflows::predict::PredictConfig;
+use dataflows::snapshot::{Assembled, Key, Op, Restore};
 use dataflows::source::{system_clock, SourceConfig};
 use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{channel, Receiver, Sender};
@@ -66,6 +91,7 @@ use crate::http::LiveView;
 use crate::jobs::{History, JobsOptions, Orchestrator, Progress, Wiring};
 use crate::kafka::{self, KafkaReader, StartFrom};
 use crate::shutdown::{shutdown_signal, Stop};
+use crate::state::{self, FromSnapshot};
 use crate::telemetry::{JobRun, Telemetry};
 use crate::warehouse::{self, catalog, Warehouse};
 
@@ -107,6 +133,10 @@ pub enum Error {
     /// The orchestrator's run history could not be read.
     #[error("job history")]
     Jobs(#[from] crate::jobs::HistoryError),
+    /// A snapshot cannot be continued from, and replaying instead would
+    /// hide it (see [`crate::state::select`]).
+    #[error("snapshot: {0}")]
+    Snapshot(String),
 }
 
 /// Result alias for this module.
@@ -170,6 +200,35 @@ pub struct RunOptions {
     pub stale_after: Duration,
     /// The orchestrator: retraining, evaluation, promotion, maintenance.
     pub jobs: JobsOptions,
+    /// State snapshots: how often, where, and whether to start from one.
+    pub snapshots: SnapshotOptions,
+}
+
+/// Event time between snapshots unless configured, ms.
+pub const DEFAULT_SNAPSHOT_EVERY_MS: u64 = 60_000;
+
+/// When `run` snapshots its state and whether it starts from a snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotOptions {
+    /// Event time between snapshots, ms (0: none are taken).
+    pub every_ms: u64,
+    /// Where they are kept (None: `<data-dir>/_state`).
+    pub state_dir: Option<PathBuf>,
+    /// How many are kept (at least one).
+    pub keep: usize,
+    /// Whether the run starts from the newest usable one.
+    pub from: FromSnapshot,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            every_ms: DEFAULT_SNAPSHOT_EVERY_MS,
+            state_dir: None,
+            keep: state::DEFAULT_KEEP,
+            from: FromSnapshot::Latest,
+        }
+    }
 }
 
 impl RunOptions {
@@ -199,7 +258,41 @@ impl RunOptions {
             peer_health: Vec::new(),
             stale_after: Duration::from_millis(crate::telemetry::DEFAULT_STALE_AFTER_MS),
             jobs: JobsOptions::default(),
+            snapshots: SnapshotOptions::default(),
         }
+    }
+
+    /// Where snapshots are kept.
+    pub fn state_dir(&self) -> PathBuf {
+        self.snapshots
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("_state"))
+    }
+
+    /// The settings that shape the dataflow's state: a snapshot is only
+    /// continued under the same ones.
+    fn state_settings(&self, partitions: i32) -> String {
+        let list = |v: &[&str]| v.join(",");
+        state::settings([
+            ("topic", self.topic.clone()),
+            ("partitions", partitions.to_string()),
+            ("bar_ms", self.bar_ms.to_string()),
+            ("lateness_ms", self.lateness_ms.to_string()),
+            (
+                "horizons",
+                self.horizons
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("models", list(&self.models)),
+            ("retrain_every_ms", self.jobs.retrain_every_ms.to_string()),
+            ("max_future_ms", self.max_future_ms.to_string()),
+            ("max_fill", BarConfig::default().max_fill.to_string()),
+            ("champion", format!("{:?}", ChampionConfig::default())),
+        ])
     }
 
     /// Batch models are trained and deployed.
@@ -240,8 +333,10 @@ impl RunOptions {
                 clock: system_clock(),
                 link: link.clone(),
             }),
-            // Not taken by `run` yet: restoring them is not built (issue 14).
-            snapshot: dataflows::SnapshotConfig::default(),
+            snapshot: dataflows::SnapshotConfig {
+                every_ms: (self.snapshots.every_ms > 0).then_some(self.snapshots.every_ms),
+                restore: None,
+            },
         }
     }
 }
@@ -261,6 +356,10 @@ enum Routed {
     Delivery(Delivery),
     /// Every delivery before this time was sent (None: all of them).
     Progress(Option<u64>),
+    /// A complete cut, after every delivery before it.
+    Snapshot(Assembled),
+    /// The state a restored run re-created before its cut (view only).
+    Restored(Delivery),
 }
 
 /// Messages worker 0 may have sent the router that it has not taken yet.
@@ -282,6 +381,84 @@ impl OutputSink for ChannelSink {
 
     fn progress(&mut self, frontier: Option<u64>) {
         let _ = self.0.blocking_send(Routed::Progress(frontier));
+    }
+
+    fn snapshot(&mut self, snapshot: Assembled) {
+        let _ = self.0.blocking_send(Routed::Snapshot(snapshot));
+    }
+
+    fn restored(&mut self, delivery: Delivery) {
+        let _ = self.0.blocking_send(Routed::Restored(delivery));
+    }
+}
+
+/// The router's snapshot side: the newest cut waiting for its commit, and
+/// where it goes.
+struct SnapshotWriter {
+    dir: PathBuf,
+    keep: usize,
+    settings: String,
+    waiting: Option<Assembled>,
+    telemetry: Arc<Telemetry>,
+    /// The first delivery's time over the run's history (carried over
+    /// from the snapshot a run starts from): where the orchestrator's
+    /// daily jobs begin.
+    first_ms: Option<u64>,
+}
+
+impl SnapshotWriter {
+    /// Writes the waiting cut if every delivery before it is committed
+    /// (`pending` is empty). A failed write is logged and recorded; it
+    /// costs restart time, never data.
+    async fn write_if_committed(&mut self, pending: &[Delivery], wh: &Warehouse) {
+        if !pending.is_empty() {
+            return;
+        }
+        let Some(cut) = self.waiting.take() else {
+            return;
+        };
+        let committed = catalog::names()
+            .into_iter()
+            .map(|t| (t.to_string(), wh.committed(t)))
+            .collect();
+        let started_ms = crate::now_ms();
+        let start = Instant::now();
+        let mut snap = state::of_cut(
+            &cut,
+            state::Kind::Cadence,
+            &self.settings,
+            committed,
+            started_ms,
+        );
+        snap.header.first_delivery_ms = self.first_ms;
+        let (dir, keep) = (self.dir.clone(), self.keep);
+        let bytes = snap.payload.len() as u64;
+        let written = tokio::task::spawn_blocking(move || state::write(&dir, &snap, keep))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| error_chain(&e)));
+        let mut run = JobRun {
+            job: "state.snapshot".into(),
+            state: "succeeded".into(),
+            attempt: 1,
+            started_ms,
+            duration_ms: start.elapsed().as_secs_f64() * 1e3,
+            epoch_ms: Some(cut.cut),
+            rows: 0,
+            detail: format!("{bytes} bytes"),
+            error: None,
+        };
+        match written {
+            Ok(path) => {
+                tracing::debug!(epoch = cut.cut, path = %path.display(), bytes, "snapshot written")
+            }
+            Err(e) => {
+                error!(epoch = cut.cut, error = %e, "snapshot not written; a restart uses the previous one");
+                run.state = "failed".into();
+                run.error = Some(e);
+            }
+        }
+        self.telemetry.commit_done(run);
     }
 }
 
@@ -394,6 +571,7 @@ async fn route(
     mut rx: Receiver<Routed>,
     state: Arc<LiveView>,
     mut committer: Committer,
+    mut snapshots: SnapshotWriter,
     every: Duration,
     epoch_ms: u64,
     sensors: Sensors,
@@ -412,6 +590,10 @@ async fn route(
             "resuming: deliveries up to each table's committed epoch are not written again"
         );
     }
+    if let Some(first) = snapshots.first_ms {
+        // Restored: the daily jobs still start at the history's first day.
+        sensors.update(|p| p.first_ms = Some(first));
+    }
     let flush_now = sensors.flush.clone();
     loop {
         let attempt = tokio::select! {
@@ -422,6 +604,7 @@ async fn route(
                     summary.deliveries += 1;
                     state.apply(&d);
                     let t = d.time;
+                    snapshots.first_ms.get_or_insert(t);
                     sensors.update(|p| {
                         p.first_ms.get_or_insert(t);
                         p.last_ms = Some(p.last_ms.map_or(t, |l| l.max(t)));
@@ -435,12 +618,21 @@ async fn route(
                     sensors.committed(&pending);
                     false
                 }
+                Some(Routed::Snapshot(cut)) => {
+                    snapshots.waiting = Some(cut);
+                    false
+                }
+                Some(Routed::Restored(d)) => {
+                    state.apply(&d);
+                    false
+                }
                 None => break,
             },
             _ = ticker.tick() => true,
             _ = flush_now.notified() => true,
         };
         if !attempt {
+            snapshots.write_if_committed(&pending, &committer.wh).await;
             continue;
         }
         let result = committer
@@ -449,6 +641,7 @@ async fn route(
         let now = Instant::now();
         policy.attempted(pending.is_empty(), now);
         sensors.committed(&pending);
+        snapshots.write_if_committed(&pending, &committer.wh).await;
         if let Err(e) = result {
             if policy.give_up(now) {
                 return Err(commit_failed(&pending, policy.failures(), e));
@@ -473,6 +666,7 @@ async fn route(
         }
     }
     sensors.committed(&pending);
+    snapshots.write_if_committed(&pending, &committer.wh).await;
     sensors.update(|p| p.finished = true);
     Ok(summary)
 }
@@ -543,6 +737,86 @@ async fn probe_broker(brokers: String, topic: String, telemetry: Arc<Telemetry>)
             .and_then(|r| r.map_err(|e| error_chain(&e)));
         telemetry.broker_probed(result);
     }
+}
+
+/// The snapshot a run on process 0 starts from (see the module doc), if
+/// any, with the time of its history's first delivery: None with
+/// `--from-snapshot none` or when there is no usable one (the topic is
+/// then replayed from `--from`).
+fn restore_from(
+    opts: &RunOptions,
+    wh: &Warehouse,
+    settings: &str,
+    pipeline: &PipelineConfig,
+    partitions: i32,
+) -> Result<Option<(Arc<Restore>, Option<u64>)>> {
+    let dir = opts.state_dir();
+    if opts.snapshots.from == FromSnapshot::None {
+        info!(dir = %dir.display(), "--from-snapshot none: rebuilding state from the topic");
+        return Ok(None);
+    }
+    match state::clean(&dir) {
+        Ok(0) => {}
+        Ok(n) => info!(
+            files = n,
+            "removed temporary files of an interrupted snapshot write"
+        ),
+        Err(e) => warn!(error = %e, "could not clean the state directory"),
+    }
+    let check = |r: &Restore| {
+        let sources: Vec<i32> = r
+            .entries
+            .iter()
+            .filter_map(|e| match (&e.op, &e.key) {
+                (Op::Source, Key::Partition(p)) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        if sources != (0..partitions).collect::<Vec<_>>() {
+            return Err(format!(
+                "its source state covers partitions {sources:?}, the topic has {partitions}"
+            ));
+        }
+        check_restore(r, pipeline).map_err(|e| e.to_string())
+    };
+    let chosen = state::select(&dir, settings, |t| wh.committed(t), check)
+        .map_err(|e| Error::Snapshot(error_chain(&e)))?;
+    let Some(chosen) = chosen else {
+        info!(dir = %dir.display(), "no usable snapshot; replaying the topic from its start");
+        return Ok(None);
+    };
+    let offsets = &chosen.header.offsets;
+    match kafka::low_watermarks(&opts.brokers, &opts.topic, offsets.keys().copied()) {
+        Ok(low) => {
+            for (p, o) in offsets {
+                let l = low.get(p).copied().unwrap_or(0);
+                if *o < l {
+                    return Err(Error::Snapshot(format!(
+                        "{}: partition {p} resumes at offset {o}, but the topic starts at {l}                          (the records between were deleted before the snapshot reflected them);                          start with --from-snapshot none to rebuild state from what the topic holds",
+                        chosen.path.display()
+                    )));
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %error_chain(&e), "could not check the topic still holds the snapshot's offsets")
+        }
+    }
+    if opts.from != StartFrom::Earliest {
+        info!("--from is ignored: reading resumes where the snapshot's state ends");
+    }
+    info!(
+        epoch = chosen.header.epoch,
+        path = %chosen.path.display(),
+        partitions = offsets.len(),
+        symbols = chosen.header.symbols.len(),
+        offsets = ?offsets,
+        "restored from snapshot"
+    );
+    Ok(Some((
+        Arc::new(chosen.restore),
+        chosen.header.first_delivery_ms,
+    )))
 }
 
 /// Runs the pipeline until `stop` (or, with `until_end`, the end of the topic).
@@ -627,7 +901,17 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
     };
 
     let (tx, rx) = channel::<Routed>(DELIVERY_QUEUE);
-    let pipeline = opts.pipeline_config(&telemetry, &link);
+    let mut pipeline = opts.pipeline_config(&telemetry, &link);
+    let settings = opts.state_settings(num_partitions);
+    let mut first_ms = None;
+    if let Some(wh) = &warehouse {
+        if let Some((restore, first)) =
+            restore_from(&opts, wh, &settings, &pipeline, num_partitions)?
+        {
+            pipeline.snapshot.restore = Some(restore);
+            first_ms = first;
+        }
+    }
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -740,10 +1024,19 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
                     progress: progress_tx,
                     flush: flush_request,
                 };
+                let snapshots = SnapshotWriter {
+                    dir: opts.state_dir(),
+                    keep: opts.snapshots.keep,
+                    settings,
+                    waiting: None,
+                    telemetry: telemetry.clone(),
+                    first_ms,
+                };
                 route(
                     rx,
                     state.clone(),
                     committer,
+                    snapshots,
                     opts.commit_interval,
                     opts.epoch_ms,
                     sensors,

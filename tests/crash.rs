@@ -2,7 +2,10 @@
 //! that is killed with SIGKILL at random moments (at least five times) and
 //! restarted, then by nothing else; every Delta table must equal, as a
 //! multiset of rows, the tables of one clean uninterrupted run (checked from
-//! Python `deltalake`, with bars also checked against the ticks).
+//! Python `deltalake`, with bars also checked against the ticks). Runs
+//! snapshot their state (every minute of event time, the default), and
+//! every restart that finds a snapshot must continue from it rather than
+//! replay the topic.
 
 mod common;
 
@@ -28,6 +31,15 @@ fn run_args(brokers: &str, topic: &str, dir: &std::path::Path) -> Command {
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     c
+}
+
+/// Whether `data`'s state directory holds a snapshot file.
+fn has_snapshot(data: &std::path::Path) -> bool {
+    std::fs::read_dir(data.join("_state")).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".cfstate"))
+    })
 }
 
 #[test]
@@ -76,6 +88,7 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     let mut rng = Rng::new(std::process::id() as u64);
     let mut kills = 0;
     let mut attempts = 0;
+    let mut restored = 0;
     // A restarted run skips what is committed; one that finishes before
     // its moment is not counted.
     while kills < 5 && attempts < 10 {
@@ -83,7 +96,12 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
         let done = common::commits(&crashed);
         let left = clean_commits.saturating_sub(done);
         let at = done + (rng.uniform() * left as f64 / 6.0) as usize;
-        let mut child = run_args(&brokers, &topic, &crashed).spawn().unwrap();
+        let snapshot = has_snapshot(&crashed);
+        let log_path = dir.join(format!("attempt-{attempts}.log"));
+        let mut child = run_args(&brokers, &topic, &crashed)
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
         common::wait_for(Duration::from_secs(120), || {
             let done = child.try_wait().unwrap().is_some();
             (done || common::commits(&crashed) >= at).then_some(())
@@ -94,7 +112,25 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
             kills += 1;
         }
         child.wait().unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if snapshot {
+            // A run that committed anything had restored first (killed
+            // during start-up, one may not have got that far).
+            assert!(
+                common::commits(&crashed) == done || log.contains("restored from snapshot"),
+                "attempt {attempts} found a snapshot but did not start from it:\n{log}"
+            );
+            assert!(
+                !log.contains("no usable snapshot"),
+                "attempt {attempts}: {log}"
+            );
+            restored += usize::from(log.contains("restored from snapshot"));
+        }
     }
+    assert!(
+        restored >= 3,
+        "only {restored} of {attempts} runs started from a snapshot"
+    );
     assert!(
         kills >= 5,
         "only {kills} of {attempts} runs were still running when killed ({clean_commits} commits in a clean run)"

@@ -35,6 +35,28 @@ pub fn partition_count(brokers: &str, topic: &str) -> Result<i32> {
     }
 }
 
+/// The first offset still held in each of `partitions` of `topic` (its low
+/// watermark): a restart from a snapshot must not need anything before it.
+pub fn low_watermarks(
+    brokers: &str,
+    topic: &str,
+    partitions: impl IntoIterator<Item = i32>,
+) -> Result<std::collections::BTreeMap<i32, i64>> {
+    let consumer: BaseConsumer = base_config(brokers).create()?;
+    partitions
+        .into_iter()
+        .map(|p| {
+            let (low, _) = consumer
+                .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                .map_err(|source| Error::Unreachable {
+                    brokers: brokers.to_string(),
+                    source,
+                })?;
+            Ok((p, low))
+        })
+        .collect()
+}
+
 /// A long-lived client that checks the broker answers (for health).
 pub struct BrokerProbe {
     consumer: BaseConsumer,

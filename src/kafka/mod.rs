@@ -30,7 +30,9 @@ mod admin;
 mod producer;
 mod reader;
 
-pub use admin::{ensure_topic, partition_count, prepare_topic, topic_size, BrokerProbe};
+pub use admin::{
+    ensure_topic, low_watermarks, partition_count, prepare_topic, topic_size, BrokerProbe,
+};
 pub use producer::{Compression, DeliveryStats, ProducerOptions, TickProducer};
 pub use reader::{KafkaReader, ReaderContext, StartFrom};
 

@@ -275,6 +275,7 @@ mod tests {
                 ]
                 .into(),
                 stall_max_ns: 1_234,
+                first_delivery_ms: Some(1_699_999_000_000),
             },
             payload: (0..=255u8).cycle().take(1_000).collect(),
         }

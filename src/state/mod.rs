@@ -21,12 +21,14 @@
 //! of files or the new one, plus at most a temporary file that listing
 //! ignores and [`clean`] removes. The newest `keep` snapshots are kept.
 //!
-//! Nothing here decides *when* a snapshot is written or which one a restart
-//! may use; this module only stores, lists and checks them.
+//! Nothing here decides *when* a snapshot is written; [`select`] decides
+//! which one a restart continues from.
 
 mod file;
+mod select;
 
 pub use file::{clean, file_name, list, prune, read, write, Listed, Status};
+pub use select::{of_cut, select, settings, Chosen, FromSnapshot, SelectError};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -112,6 +114,10 @@ pub struct Header {
     /// The longest time (ns) one operator spent serialising its state for
     /// this snapshot: how long the snapshot stalled the dataflow.
     pub stall_max_ns: u64,
+    /// Event time of the first delivery of the history the state covers
+    /// (None: none yet): where the daily jobs of a restored run begin.
+    #[serde(default)]
+    pub first_delivery_ms: Option<u64>,
 }
 
 /// One snapshot: its header and the operator state.
