@@ -15,21 +15,11 @@ use std::time::Duration;
 
 use common::temp_dir;
 use cryptoflow::kafka::TickProducer;
-use dataflows::sim::{Rng, SimConfig, Simulator};
+use dataflows::sim::Rng;
 
 fn run_args(brokers: &str, topic: &str, dir: &std::path::Path) -> Command {
-    let mut c = common::run_cmd(brokers, topic, "2", dir);
-    c.args([
-        "--until-end",
-        "--no-http",
-        "--commit-interval-ms",
-        "40",
-        "--epoch-ms",
-        "300000",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    let mut c = common::bounded_run(brokers, topic, dir, "300000");
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 
@@ -48,12 +38,7 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     let (broker, brokers, topic) = common::broker_with_topic(&dir, 4);
 
     // About 40 minutes of a five-symbol market, historical, plus bad records.
-    let start = 1_700_000_000_000;
-    let mut cfg = SimConfig::default_market(5, start);
-    cfg.trades_per_sec = 20.0;
-    let ticks: Vec<_> = Simulator::new(cfg)
-        .take_while(|t| t.ts_ms < start + 40 * 60_000)
-        .collect();
+    let ticks = common::simulated_ticks(5, 1_700_000_000_000, 40, 20.0);
     let producer = TickProducer::new(&brokers, &topic).unwrap();
     let ticks_path = dir.join("ticks.jsonl");
     let mut bad = 0;

@@ -64,18 +64,11 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_a_restart_resumes_exactly() 
     let (_broker, brokers, topic) = common::broker_with_topic(&dir, 4);
     common::simulate_history(&brokers, &topic, 60_000);
     let run = |wh: &Path| {
-        let mut c = common::run_cmd(&brokers, &topic, "2", wh);
-        c.args([
-            "--until-end",
-            "--no-http",
-            "--commit-interval-ms",
-            "40",
-            "--epoch-ms",
-            "60000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        c.output().unwrap()
+        common::bounded_run(&brokers, &topic, wh, "60000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
     };
     let clean = dir.join("clean");
     common::assert_ok(&run(&clean), "clean run");

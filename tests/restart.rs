@@ -12,21 +12,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::temp_dir;
-use dataflows::sim::{SimConfig, Simulator};
 use sha2::{Digest, Sha256};
 
 fn run_args(brokers: &str, topic: &str, dir: &Path) -> Command {
-    let mut c = common::run_cmd(brokers, topic, "2", dir);
-    c.args([
-        "--until-end",
-        "--no-http",
-        "--commit-interval-ms",
-        "40",
-        "--epoch-ms",
-        "120000",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null());
+    let mut c = common::bounded_run(brokers, topic, dir, "120000");
+    c.stdout(Stdio::null());
     c
 }
 
@@ -75,12 +65,7 @@ fn finish(brokers: &str, topic: &str, dir: &Path, extra: &[&str]) -> String {
 fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
     let dir = temp_dir("cryptoflow-restart");
     let (broker, brokers, topic) = common::broker_with_topic(&dir, 4);
-    let start = 1_700_000_000_000;
-    let mut cfg = SimConfig::default_market(9, start);
-    cfg.trades_per_sec = 10.0;
-    let ticks: Vec<_> = Simulator::new(cfg)
-        .take_while(|t| t.ts_ms < start + 30 * 60_000)
-        .collect();
+    let ticks = common::simulated_ticks(9, 1_700_000_000_000, 30, 10.0);
     let ticks_path = dir.join("ticks.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ticks_path).unwrap());
     common::produce_logged(&brokers, &topic, &ticks, &mut file);

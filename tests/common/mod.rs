@@ -327,6 +327,44 @@ pub fn run_cmd(
     c
 }
 
+/// `cryptoflow run` replaying `topic` to its end on 2 workers into `dir`,
+/// without HTTP, committing every 40 ms of wall time or `epoch_ms` of
+/// event time: the bounded run the restart tests compare; callers set
+/// its output streams.
+pub fn bounded_run(
+    brokers: &str,
+    topic: &str,
+    dir: &Path,
+    epoch_ms: &str,
+) -> std::process::Command {
+    let mut c = run_cmd(brokers, topic, "2", dir);
+    c.args([
+        "--until-end",
+        "--no-http",
+        "--commit-interval-ms",
+        "40",
+        "--epoch-ms",
+        epoch_ms,
+    ])
+    .stdin(std::process::Stdio::null());
+    c
+}
+
+/// `minutes` of a seeded simulated market (the default symbols) from
+/// `start_ms`, at `trades_per_sec` per symbol.
+pub fn simulated_ticks(
+    seed: u64,
+    start_ms: u64,
+    minutes: u64,
+    trades_per_sec: f64,
+) -> Vec<dataflows::Tick> {
+    let mut cfg = dataflows::sim::SimConfig::default_market(seed, start_ms);
+    cfg.trades_per_sec = trades_per_sec;
+    dataflows::sim::Simulator::new(cfg)
+        .take_while(|t| t.ts_ms < start_ms + minutes * 60_000)
+        .collect()
+}
+
 /// Produces `ticks` (keyed by symbol, wire format) and appends each to
 /// `file` as a JSONL line; waits for every delivery and checks none failed.
 pub fn produce_logged(brokers: &str, topic: &str, ticks: &[dataflows::Tick], file: &mut dyn Write) {
