@@ -23,15 +23,6 @@ fn run_args(brokers: &str, topic: &str, dir: &std::path::Path) -> Command {
     c
 }
 
-/// Whether `data`'s state directory holds a snapshot file.
-fn has_snapshot(data: &std::path::Path) -> bool {
-    std::fs::read_dir(data.join("_state")).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with(".cfstate"))
-    })
-}
-
 #[test]
 fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     let dir = temp_dir("cryptoflow-crash");
@@ -75,13 +66,17 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
     let mut attempts = 0;
     let mut restored = 0;
     // A restarted run skips what is committed; one that finishes before
-    // its moment is not counted.
-    while kills < 5 && attempts < 10 {
+    // its moment is not counted. No run is killed before a snapshot exists,
+    // so every restart has one to find; one killed at its start (a moment
+    // of no new commits) may die before it restores, so attempts go on
+    // until three restarts have restored (how many die that early is a
+    // matter of timing).
+    while (kills < 5 || restored < 3) && attempts < 14 {
         attempts += 1;
         let done = common::commits(&crashed);
         let left = clean_commits.saturating_sub(done);
         let at = done + (rng.uniform() * left as f64 / 6.0) as usize;
-        let snapshot = has_snapshot(&crashed);
+        let snapshot = !common::snapshots(&crashed).is_empty();
         let log_path = dir.join(format!("attempt-{attempts}.log"));
         let mut child = run_args(&brokers, &topic, &crashed)
             .stderr(std::fs::File::create(&log_path).unwrap())
@@ -89,7 +84,8 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
             .unwrap();
         common::wait_for(Duration::from_secs(120), || {
             let done = child.try_wait().unwrap().is_some();
-            (done || common::commits(&crashed) >= at).then_some(())
+            let due = common::commits(&crashed) >= at && !common::snapshots(&crashed).is_empty();
+            (done || due).then_some(())
         });
         std::thread::sleep(Duration::from_secs_f64(rng.uniform() * 0.08));
         if child.try_wait().unwrap().is_none() {
@@ -125,15 +121,7 @@ fn sigkill_at_random_moments_then_restart_writes_every_row_exactly_once() {
         .unwrap()
         .success());
 
-    let report = common::run_python(
-        "check_tables.py",
-        &[
-            clean.to_str().unwrap(),
-            crashed.to_str().unwrap(),
-            ticks_path.to_str().unwrap(),
-        ],
-    );
-    let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    let counts = common::check_tables(&clean, &[crashed], &ticks_path);
     assert!(counts["bars"].as_u64().unwrap() > 10_000, "{counts}");
     assert!(
         counts["predictions"].as_u64().unwrap() > 100_000,

@@ -69,22 +69,12 @@ fn compact_json(root: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn compaction_keeps_every_row_and_epoch_with_fewer_files() {
     let dir = common::temp_dir("cryptoflow-compact");
     let (before, after) = (dir.join("before"), dir.join("after"));
     write_warehouse(&before, 24, 0);
-    copy_dir(&before, &after);
+    common::copy_dir(&before, &after);
 
     let reports = compact_json(&after);
     assert_eq!(reports.len(), catalog::names().len(), "{reports:?}");

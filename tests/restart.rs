@@ -20,31 +20,6 @@ fn run_args(brokers: &str, topic: &str, dir: &Path) -> Command {
     c
 }
 
-/// The snapshot files under `data`, oldest first.
-fn snapshots(data: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("_state"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cfstate"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The epoch in a snapshot file's name.
 fn epoch_of(path: &Path) -> u64 {
     let name = path.file_name().unwrap().to_string_lossy();
@@ -83,7 +58,8 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
         .unwrap();
     common::wait_for(Duration::from_secs(120), || {
         let done = child.try_wait().unwrap().is_some();
-        let far = common::commits(&victim) * 3 >= clean_commits && snapshots(&victim).len() >= 2;
+        let far =
+            common::commits(&victim) * 3 >= clean_commits && common::snapshots(&victim).len() >= 2;
         (done || far).then_some(())
     });
     assert!(
@@ -92,20 +68,13 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let files = snapshots(&victim);
+    let files = common::snapshots(&victim);
     assert!(files.len() >= 2, "{files:?}");
     let newest = files.last().unwrap().file_name().unwrap().to_owned();
     let previous = epoch_of(&files[files.len() - 2]);
-    let check = |data: &Path| {
-        common::run_python(
-            "check_tables.py",
-            &[
-                clean.to_str().unwrap(),
-                data.to_str().unwrap(),
-                ticks_path.to_str().unwrap(),
-            ],
-        );
-    };
+    // Finished copies, compared with the clean run at the end in one
+    // reading of it.
+    let mut finished: Vec<PathBuf> = Vec::new();
 
     // A flipped byte and a truncation: reported, and the previous one used.
     for (name, damage) in [
@@ -119,7 +88,7 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
         ("truncated", &|b: &mut Vec<u8>| b.truncate(b.len() - 100)),
     ] {
         let copy = dir.join(name);
-        copy_dir(&victim, &copy);
+        common::copy_dir(&victim, &copy);
         let path = copy.join("_state").join(&newest);
         let mut bytes = std::fs::read(&path).unwrap();
         damage(&mut bytes);
@@ -153,12 +122,12 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
             restored.contains(&format!("epoch={previous}")),
             "{name}: {restored}"
         );
-        check(&copy);
+        finished.push(copy);
     }
 
     // Intact, but a format this build does not know: an error, nothing written.
     let future = dir.join("future");
-    copy_dir(&victim, &future);
+    common::copy_dir(&victim, &future);
     let path = future.join("_state").join(&newest);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&999u32.to_le_bytes());
@@ -182,7 +151,8 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
     // Told to, it rebuilds from the topic instead.
     let log = finish(&brokers, &topic, &future, &["--from-snapshot", "none"]);
     assert!(!log.contains("restored from snapshot"), "{log}");
-    check(&future);
+    finished.push(future);
+    common::check_tables(&clean, &finished, &ticks_path);
 
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);

@@ -337,7 +337,18 @@ pub fn bounded_run(
     dir: &Path,
     epoch_ms: &str,
 ) -> std::process::Command {
-    let mut c = run_cmd(brokers, topic, "2", dir);
+    bounded_run_on(brokers, topic, "2", dir, epoch_ms)
+}
+
+/// [`bounded_run`] on `workers` workers.
+pub fn bounded_run_on(
+    brokers: &str,
+    topic: &str,
+    workers: &str,
+    dir: &Path,
+    epoch_ms: &str,
+) -> std::process::Command {
+    let mut c = run_cmd(brokers, topic, workers, dir);
     c.args([
         "--until-end",
         "--no-http",
@@ -387,4 +398,40 @@ pub fn commits(warehouse: &Path) -> usize {
         .flat_map(|log| log.flatten())
         .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
         .count()
+}
+
+/// The snapshot files under `data`, oldest first.
+pub fn snapshots(data: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("_state"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cfstate"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Copies the directory tree `from` to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Checks with `tests/py/check_tables.py` that every warehouse in `others`
+/// holds the same rows as `clean`, and `clean`'s bars match `ticks`;
+/// returns its row counts per table.
+pub fn check_tables(clean: &Path, others: &[PathBuf], ticks: &Path) -> serde_json::Value {
+    let mut args = vec![clean, others[0].as_path(), ticks];
+    args.extend(others[1..].iter().map(PathBuf::as_path));
+    let args: Vec<&str> = args.iter().map(|p| p.to_str().unwrap()).collect();
+    serde_json::from_str(run_python("check_tables.py", &args).trim()).unwrap()
 }

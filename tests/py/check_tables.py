@@ -1,10 +1,11 @@
 """Independent reader for cryptoflow's Delta tables (Python `deltalake`).
 
-usage: check_tables.py DIR_A DIR_B TICKS_JSONL
+usage: check_tables.py DIR_A DIR_B TICKS_JSONL [DIR_C ...]
 
 Checks that the tables written by two runs over the same topic (different
 worker counts, or a run killed and restarted against a clean one) are
-identical as multisets of rows, and that the bars match
+identical as multisets of rows (each further DIR after the ticks is
+compared with DIR_A too, which is read once), and that the bars match
 OHLCV recomputed here, in plain Python, from the ticks file. Prints a JSON
 summary of row counts.
 """
@@ -56,14 +57,16 @@ def main():
     a, b, ticks_path = sys.argv[1:4]
     counts = {}
     names = tables(a)
-    assert names == tables(b), f"tables differ: {names} vs {tables(b)}"
     assert "bars" in names, f"no bars table under {a}"
-    for name in names:
-        ra = sorted(canon(r) for r in rows(a, name))
-        rb = sorted(canon(r) for r in rows(b, name))
-        assert len(ra) == len(rb), f"{name}: {len(ra)} rows vs {len(rb)}"
-        assert ra == rb, f"{name}: rows differ between {a} and {b}"
-        counts[name] = len(ra)
+    of_a = {name: sorted(canon(r) for r in rows(a, name)) for name in names}
+    for b in [b] + sys.argv[4:]:
+        assert names == tables(b), f"tables differ: {names} vs {tables(b)}"
+        for name in names:
+            ra = of_a[name]
+            rb = sorted(canon(r) for r in rows(b, name))
+            assert len(ra) == len(rb), f"{name}: {len(ra)} rows in {a}, {len(rb)} in {b}"
+            assert ra == rb, f"{name}: rows differ between {a} and {b}"
+            counts[name] = len(ra)
 
     # Oracle bars from the ticks file.
     groups = defaultdict(list)
