@@ -6,10 +6,10 @@
 //! ([`owns_partition`]). It hands records over with their position
 //! (partition, offset) and reports end-of-partition as progress; event time
 //! is the dataflow's business. It must never commit or store offsets:
-//! restarts start at `--from`, or, from a snapshot, at each partition's
-//! start, the source skipping what the snapshot holds (see
-//! [`KafkaReader::seek`]); the warehouse's Delta `txn` versions say what
-//! is already written.
+//! restarts start at `--from`, or, from a snapshot, a little before each
+//! partition's resume offset, checked (see [`KafkaReader::seek`]), the
+//! source skipping what the snapshot holds; the warehouse's Delta `txn`
+//! versions say what is already written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -50,12 +50,25 @@ impl ClientContext for ReaderContext {
 
 impl ConsumerContext for ReaderContext {}
 
+/// How far before a resume offset a restored partition is read from: the
+/// most records a producer batch holds (`batch.num.messages` of ours and
+/// librdkafka's default). See [`KafkaReader::seek`].
+pub const RESUME_MARGIN: i64 = 10_000;
+
+/// How long the check of the resume positions may take before a partition
+/// it has not confirmed is read from its start.
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
+
 /// The reader of one worker's partitions.
 pub struct KafkaReader {
     consumer: Option<BaseConsumer<ReaderContext>>,
+    brokers: String,
     topic: String,
     /// Where each partition is read from.
     starts: BTreeMap<i32, Offset>,
+    /// The resume offset of each restored partition, to check before the
+    /// first fetch (see [`KafkaReader::seek`]).
+    resume: BTreeMap<i32, i64>,
     /// Whether the partitions are assigned yet: not before the first poll,
     /// so a seek before it decides where the first fetch starts.
     assigned: bool,
@@ -83,23 +96,17 @@ impl KafkaReader {
         if partitions.is_empty() {
             return Ok(KafkaReader {
                 consumer: None,
+                brokers: brokers.to_string(),
                 topic: topic.to_string(),
                 starts: BTreeMap::new(),
+                resume: BTreeMap::new(),
                 assigned: false,
                 partitions,
                 at_end: BTreeSet::new(),
                 until_end,
             });
         }
-        let consumer: BaseConsumer<ReaderContext> = base_config(brokers)
-            .set("group.id", "cryptoflow")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "50")
-            .set("queued.min.messages", "200000")
-            .create_with_context(ReaderContext)?;
+        let consumer = consumer(brokers)?;
         let offset = match from {
             StartFrom::Earliest => Offset::Beginning,
             StartFrom::Latest => Offset::End,
@@ -107,14 +114,82 @@ impl KafkaReader {
         let starts: BTreeMap<i32, Offset> = partitions.iter().map(|p| (*p, offset)).collect();
         Ok(KafkaReader {
             consumer: Some(consumer),
+            brokers: brokers.to_string(),
             topic: topic.to_string(),
             starts,
+            resume: BTreeMap::new(),
             assigned: false,
             partitions,
             at_end: BTreeSet::new(),
             until_end,
         })
     }
+}
+
+/// A consumer that reads where it is told, never commits and reports each
+/// partition's end.
+fn consumer(brokers: &str) -> Result<BaseConsumer<ReaderContext>> {
+    Ok(base_config(brokers)
+        .set("group.id", "cryptoflow")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "50")
+        .set("queued.min.messages", "200000")
+        .create_with_context(ReaderContext)?)
+}
+
+/// Where to read each restored partition from: [`RESUME_MARGIN`] records
+/// before its resume offset if a fetch there really starts at or before
+/// it, else from its start. A second consumer fetches once at each such
+/// position and looks at the first record (or the end) it gets.
+fn checked_starts(
+    brokers: &str,
+    topic: &str,
+    resume: &BTreeMap<i32, i64>,
+) -> Result<BTreeMap<i32, Offset>> {
+    let probe = consumer(brokers)?;
+    let at = |offset: i64| (offset - RESUME_MARGIN).max(0);
+    let mut tpl = TopicPartitionList::new();
+    for (p, offset) in resume {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(at(*offset)))?;
+    }
+    probe.assign(&tpl)?;
+    let mut first: BTreeMap<i32, Option<i64>> = BTreeMap::new();
+    let deadline = std::time::Instant::now() + PROBE_LIMIT;
+    while first.len() < resume.len() && std::time::Instant::now() < deadline {
+        match probe.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                first.entry(m.partition()).or_insert(Some(m.offset()));
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                first.entry(p).or_insert(None);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    Ok(resume
+        .iter()
+        .map(|(p, offset)| {
+            let start = match first.get(p) {
+                Some(Some(got)) if *got <= *offset => Offset::Offset(at(*offset)),
+                got => {
+                    tracing::info!(
+                        partition = p,
+                        resume = offset,
+                        asked = at(*offset),
+                        first = ?got.copied().flatten(),
+                        "a fetch before the resume offset does not start at or before it; \
+                         reading the partition from its start"
+                    );
+                    Offset::Beginning
+                }
+            };
+            (*p, start)
+        })
+        .collect())
 }
 
 fn assign(
@@ -131,21 +206,22 @@ fn assign(
 }
 
 impl RecordReader for KafkaReader {
-    /// Reads the partition from its first retained record instead of
-    /// fetching from `offset`: the source skips every record before it.
-    /// tansu 0.6 answers a fetch at an offset inside a record batch with
-    /// the batch after it (measured: a fetch at 100 returned 6738 first,
-    /// the next batch's base), which would silently drop the rest of the
-    /// batch; re-reading costs reading, not processing, the partition once
-    /// per restart.
+    /// Reads the partition from [`RESUME_MARGIN`] records before `offset`
+    /// (the source skips every record before `offset`), once a fetch there
+    /// is seen to start at or before `offset`; otherwise from its first
+    /// retained record. A fetch exactly at `offset` is not trusted: tansu
+    /// 0.6 answers a fetch at an offset inside a record batch with the
+    /// batch after it (measured: a fetch at 100 returned 6738 first, the
+    /// next batch's base), which would silently drop the rest of the batch.
+    /// Starting a batch's length earlier lands in or before the batch that
+    /// holds `offset` on any broker; the check catches bigger batches.
     fn seek(&mut self, partition: i32, offset: i64) {
         if let Some(start) = self.starts.get_mut(&partition) {
-            tracing::debug!(
-                partition,
-                offset,
-                "resuming: reading from the start, skipping what the snapshot holds"
-            );
+            tracing::debug!(partition, offset, "resuming from a snapshot");
             *start = Offset::Beginning;
+            if offset > 0 {
+                self.resume.insert(partition, offset);
+            }
         }
     }
 
@@ -158,6 +234,11 @@ impl RecordReader for KafkaReader {
             return Ok(());
         };
         if !self.assigned {
+            if !self.resume.is_empty() {
+                let checked = checked_starts(&self.brokers, &self.topic, &self.resume)
+                    .map_err(|e| format!("checking where to resume: {}", crate::error_chain(&e)))?;
+                self.starts.extend(checked);
+            }
             assign(consumer, &self.topic, &self.starts).map_err(|e| e.to_string())?;
             self.assigned = true;
         }
