@@ -5,23 +5,7 @@
 
 mod common;
 
-use std::process::{Child, Output, Stdio};
-use std::time::Duration;
-
-/// Waits for `child` (at most two minutes) and returns its output.
-fn finish(mut child: Child, what: &str) -> Output {
-    let done = common::wait_for(Duration::from_secs(120), || child.try_wait().unwrap());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        done.is_some() && out.status.success(),
-        "{what} failed or hung:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use std::process::{Output, Stdio};
 
 #[test]
 fn two_processes_write_what_one_process_writes() {
@@ -36,17 +20,9 @@ fn two_processes_write_what_one_process_writes() {
             .stderr(Stdio::piped());
         c
     };
-    let single = finish(bounded("2", "single").spawn().unwrap(), "one process");
+    let single = common::finish(bounded("2", "single").spawn().unwrap(), "one process");
 
-    let ports: Vec<u16> = (0..2)
-        .map(|_| cryptoflow::broker::free_port().unwrap())
-        .collect();
-    let hostfile = dir.join("hosts");
-    std::fs::write(
-        &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
-    )
-    .unwrap();
+    let hostfile = common::two_process_hostfile(&dir);
     let member = |index: &str, out_dir: &str| {
         let mut c = bounded("1", out_dir);
         c.args(["-n", "2", "-p", index, "--hostfile"])
@@ -54,8 +30,8 @@ fn two_processes_write_what_one_process_writes() {
         c.spawn().unwrap()
     };
     let second = member("1", "process1");
-    let first = finish(member("0", "cluster"), "process 0");
-    let second = finish(second, "process 1");
+    let first = common::finish(member("0", "cluster"), "process 0");
+    let second = common::finish(second, "process 1");
 
     // Process 0 exports and writes everything; process 1 only computes.
     let summary = |o: &Output| -> serde_json::Value {

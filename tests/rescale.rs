@@ -16,28 +16,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use cryptoflow::state::Status;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const EPOCH_MS: &str = "300000";
-
-/// Waits for `child` (at most two minutes); its output, asserting success.
-fn finish(mut child: Child, what: &str) -> Output {
-    let done = common::wait_for(Duration::from_secs(120), || child.try_wait().unwrap());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        done.is_some() && out.status.success(),
-        "{what} failed or hung:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// A bounded run on `workers` into `dir` with its stderr captured.
 fn bounded(brokers: &str, topic: &str, workers: &str, dir: &Path) -> std::process::Command {
@@ -114,7 +99,7 @@ fn a_two_worker_snapshot_resumes_on_other_worker_and_process_counts_and_without_
     let records = ticks.len() + 3;
 
     let clean = dir.join("clean");
-    finish(
+    common::finish(
         bounded(&brokers, &topic, "2", &clean).spawn().unwrap(),
         "the clean run",
     );
@@ -177,7 +162,7 @@ fn a_two_worker_snapshot_resumes_on_other_worker_and_process_counts_and_without_
     for workers in ["1", "4"] {
         let data = dir.join(format!("w{workers}"));
         common::copy_dir(&victim, &data);
-        let out = finish(
+        let out = common::finish(
             bounded(&brokers, &topic, workers, &data).spawn().unwrap(),
             &format!("the restart on {workers} workers"),
         );
@@ -185,15 +170,7 @@ fn a_two_worker_snapshot_resumes_on_other_worker_and_process_counts_and_without_
     }
     let data = dir.join("p2");
     common::copy_dir(&victim, &data);
-    let ports: Vec<u16> = (0..2)
-        .map(|_| cryptoflow::broker::free_port().unwrap())
-        .collect();
-    let hostfile = dir.join("hosts");
-    std::fs::write(
-        &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
-    )
-    .unwrap();
+    let hostfile = common::two_process_hostfile(&dir);
     let member = |index: &str, data: &Path| {
         let mut c = bounded(&brokers, &topic, "1", data);
         c.args(["-n", "2", "-p", index, "--hostfile"])
@@ -201,8 +178,8 @@ fn a_two_worker_snapshot_resumes_on_other_worker_and_process_counts_and_without_
         c.spawn().unwrap()
     };
     let second = member("1", &dir.join("p2-process1"));
-    let first = finish(member("0", &data), "process 0 of the restart");
-    let second = finish(second, "process 1 of the restart");
+    let first = common::finish(member("0", &data), "process 0 of the restart");
+    let second = common::finish(second, "process 1 of the restart");
     check("2 processes", &[&first, &second], &data);
 
     // Retention: the same topic name on another broker, junk before the
@@ -259,7 +236,7 @@ fn a_two_worker_snapshot_resumes_on_other_worker_and_process_counts_and_without_
 
     let data = dir.join("retention");
     common::copy_dir(&victim, &data);
-    let out = finish(
+    let out = common::finish(
         bounded(&other_brokers, &topic, "2", &data).spawn().unwrap(),
         "the restart on the topic without its start",
     );

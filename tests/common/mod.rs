@@ -435,3 +435,33 @@ pub fn check_tables(clean: &Path, others: &[PathBuf], ticks: &Path) -> serde_jso
     let args: Vec<&str> = args.iter().map(|p| p.to_str().unwrap()).collect();
     serde_json::from_str(run_python("check_tables.py", &args).trim()).unwrap()
 }
+
+/// Waits for `child` (at most two minutes) and returns its output,
+/// asserting it exited successfully.
+pub fn finish(mut child: std::process::Child, what: &str) -> std::process::Output {
+    let done = wait_for(Duration::from_secs(120), || child.try_wait().unwrap());
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        done.is_some() && out.status.success(),
+        "{what} failed or hung:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A timely hostfile for a cluster of two processes on loopback, in `dir`.
+pub fn two_process_hostfile(dir: &Path) -> PathBuf {
+    let ports: Vec<u16> = (0..2)
+        .map(|_| cryptoflow::broker::free_port().unwrap())
+        .collect();
+    let hostfile = dir.join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+    )
+    .unwrap();
+    hostfile
+}
