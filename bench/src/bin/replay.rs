@@ -40,18 +40,6 @@ struct Args {
     partitions: i32,
 }
 
-/// The `cryptoflow` binary built next to this benchmark.
-fn cryptoflow_bin() -> anyhow::Result<PathBuf> {
-    let bin = std::env::current_exe()?.with_file_name("cryptoflow");
-    if !bin.exists() {
-        bail!(
-            "{} not found: run `cargo build --release` first",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
 /// The first `n` lines of `input` into `out`.
 fn write_prefix(input: &Path, n: usize, out: &Path) -> anyhow::Result<()> {
     let reader = BufReader::new(std::fs::File::open(input).context("reading --input")?);
@@ -78,7 +66,7 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bin = cryptoflow_bin()?;
+    let bin = cryptoflow_bench::cryptoflow_bin()?;
     let dir = std::env::temp_dir().join(format!("cryptoflow-bench-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let broker = Broker::start(&dir.join("broker.log"))?;

@@ -30,7 +30,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,18 +65,6 @@ struct Args {
 
 /// First event time of every history (2023-11-14T22:13:20Z).
 const START_MS: u64 = 1_700_000_000_000;
-
-/// The `cryptoflow` binary built next to this benchmark.
-fn cryptoflow_bin() -> anyhow::Result<PathBuf> {
-    let bin = std::env::current_exe()?.with_file_name("cryptoflow");
-    if !bin.exists() {
-        bail!(
-            "{} not found: run `cargo build --release` first",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
 
 /// Runs `cmd` to its end; an error with its stderr if it fails.
 fn run_to_end(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
@@ -207,7 +195,7 @@ fn main() -> anyhow::Result<()> {
             "--partitions must be at most --symbols (a partition without ticks takes no snapshot)"
         );
     }
-    let bin = cryptoflow_bin()?;
+    let bin = cryptoflow_bench::cryptoflow_bin()?;
     let dir = std::env::temp_dir().join(format!("cryptoflow-bench-restart-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let broker = Broker::start(&dir.join("broker.log"))?;
