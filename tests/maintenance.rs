@@ -18,8 +18,9 @@ use serde_json::Value;
 /// two date partitions.
 const START: u64 = 1_764_028_800_000 - 240_000;
 
-/// Eight minutes of simulated pipeline output committed as `epochs` epochs.
-fn write_warehouse(dir: &Path, epochs: usize, checkpoint_every: u64) {
+/// Eight minutes of simulated pipeline output committed as `epochs` epochs;
+/// with `clean_stop`, closed as a run that stops cleanly closes it.
+fn write_warehouse(dir: &Path, epochs: usize, checkpoint_every: u64, clean_stop: bool) {
     let epochs = simulated_epochs(7, START, 480_000, 3.0, epochs).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -29,6 +30,9 @@ fn write_warehouse(dir: &Path, epochs: usize, checkpoint_every: u64) {
             .with_checkpoint_every(checkpoint_every);
         for epoch in &epochs {
             wh.commit(epoch).await.unwrap();
+        }
+        if clean_stop {
+            wh.checkpoint_written().await;
         }
     });
 }
@@ -73,7 +77,7 @@ fn compact_json(root: &Path) -> Vec<Value> {
 fn compaction_keeps_every_row_and_epoch_with_fewer_files() {
     let dir = common::temp_dir("cryptoflow-compact");
     let (before, after) = (dir.join("before"), dir.join("after"));
-    write_warehouse(&before, 24, 0);
+    write_warehouse(&before, 24, 0, false);
     common::copy_dir(&before, &after);
 
     let reports = compact_json(&after);
@@ -146,8 +150,8 @@ fn checkpoint_files(log: &Path) -> BTreeSet<String> {
 fn checkpoints_every_n_versions_carry_the_whole_table() {
     let dir = common::temp_dir("cryptoflow-checkpoint");
     let (plain, checkpointed) = (dir.join("plain"), dir.join("checkpointed"));
-    write_warehouse(&plain, 10, 0);
-    write_warehouse(&checkpointed, 10, 5);
+    write_warehouse(&plain, 10, 0, false);
+    write_warehouse(&checkpointed, 10, 5, false);
 
     let log = checkpointed.join("bars/_delta_log");
     assert_eq!(
@@ -176,5 +180,38 @@ fn checkpoints_every_n_versions_carry_the_whole_table() {
     );
     assert_eq!(row_set(&plain, "bars"), row_set(&checkpointed, "bars"));
     assert_eq!(committed_epochs(&plain), committed_epochs(&checkpointed));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_clean_stop_checkpoints_every_table_it_wrote_to() {
+    let dir = common::temp_dir("cryptoflow-stop-checkpoint");
+    let (plain, stopped) = (dir.join("plain"), dir.join("stopped"));
+    write_warehouse(&plain, 7, 0, true);
+    write_warehouse(&stopped, 7, 5, true);
+
+    // `--checkpoint-every 0` means never, at a stop too.
+    assert!(checkpoint_files(&plain.join("bars/_delta_log")).is_empty());
+    // Version 5 by the schedule, version 7 (the last commit) by the stop.
+    let log = stopped.join("bars/_delta_log");
+    assert_eq!(
+        checkpoint_files(&log),
+        BTreeSet::from([
+            "00000000000000000005.checkpoint.parquet".to_string(),
+            "00000000000000000007.checkpoint.parquet".to_string(),
+        ])
+    );
+    // A table the run never wrote to gets none.
+    assert!(checkpoint_files(&stopped.join("rejects/_delta_log")).is_empty());
+    // The next start needs no commit the stop's checkpoint covers.
+    for v in 0..=7 {
+        std::fs::remove_file(log.join(format!("{v:020}.json"))).unwrap();
+    }
+    common::run_python(
+        "check_same_tables.py",
+        &[plain.to_str().unwrap(), stopped.to_str().unwrap()],
+    );
+    assert_eq!(row_set(&plain, "bars"), row_set(&stopped, "bars"));
+    assert_eq!(committed_epochs(&plain), committed_epochs(&stopped));
     let _ = std::fs::remove_dir_all(&dir);
 }

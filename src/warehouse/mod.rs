@@ -28,7 +28,10 @@
 //! older than the table's `delta.logRetentionDuration` (30 days by default)
 //! that the checkpoint makes unnecessary, and reopens the table from the
 //! checkpoint. Opening a table then reads one parquet file plus at most
-//! N − 1 commits however long the pipeline has run, and a commit stays as
+//! N − 1 commits however long the pipeline has run, and none after a clean
+//! stop, which checkpoints every table the run wrote to
+//! ([`Warehouse::checkpoint_written`]; the tables open side by side, so a
+//! restart's warehouse open does not grow with history). A commit stays as
 //! cheap as the first: delta-rs's in-memory snapshot otherwise grows by a
 //! batch of file actions per commit and every commit pays for all of them.
 //! This schedule replaces delta-rs's post-commit hook, which would also list
@@ -125,6 +128,8 @@ pub struct Warehouse {
     stale: std::collections::BTreeSet<&'static str>,
     checkpoint_every: u64,
     checkpoints: Vec<Checkpointed>,
+    /// Tables committed to since they were opened or last checkpointed.
+    unchecked: std::collections::BTreeSet<&'static str>,
 }
 
 /// A checkpoint the commit path wrote (or tried to), for the Jobs page.
@@ -140,6 +145,60 @@ pub struct Checkpointed {
     pub duration_ms: f64,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+/// Opens (creating when missing) the table `def` under `root`: the table
+/// and the epoch of its last `txn`, if any.
+async fn open_table(
+    root: PathBuf,
+    def: &'static dyn schema::Table,
+) -> Result<(&'static str, DeltaTable, Option<u64>)> {
+    let name = def.name();
+    let path = root.join(name);
+    std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let delta = |source| Error::Delta {
+        table: name.to_string(),
+        source: Box::new(source),
+    };
+    let url = table_url(&path)?;
+    let opening = std::time::Instant::now();
+    // Only load what exists: loading an empty directory is reported as an error by the kernel.
+    let table = if path.join("_delta_log").is_dir() {
+        DeltaTable::try_from_url(url).await.map_err(delta)?
+    } else {
+        let table = deltalake::DeltaTableBuilder::from_url(url)
+            .map_err(delta)?
+            .build()
+            .map_err(delta)?;
+        let kernel: StructType = def
+            .schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| delta(deltalake::DeltaTableError::Generic(e.to_string())))?;
+        table
+            .create()
+            .with_table_name(name)
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns([def.partition()])
+            .await
+            .map_err(delta)?
+    };
+    if table.version().is_none() {
+        return Err(Error::NoVersion { path });
+    }
+    let loaded_ms = opening.elapsed().as_millis() as u64;
+    let version = txn_version(&table, name, APP_ID).await?;
+    tracing::debug!(
+        table = name,
+        version = table.version(),
+        loaded_ms,
+        txn_ms = opening.elapsed().as_millis() as u64 - loaded_ms,
+        "opened"
+    );
+    Ok((name, table, version.and_then(|v| u64::try_from(v).ok())))
 }
 
 /// The application id of cryptoflow's `txn` actions.
@@ -162,46 +221,22 @@ impl Warehouse {
         };
         std::fs::create_dir_all(root).map_err(io)?;
         let root = std::fs::canonicalize(root).map_err(io)?;
+        // Each table on a task of its own: loading a Delta log is mostly
+        // parsing, so the tables load side by side, and opening takes as
+        // long as the longest log, not the sum of them (restart time).
+        let tasks: Vec<_> = tables()
+            .iter()
+            .map(|def| tokio::spawn(open_table(root.clone(), def.as_ref())))
+            .collect();
         let mut opened = BTreeMap::new();
         let mut committed = BTreeMap::new();
-        for def in tables() {
-            let name = def.name();
-            let path = root.join(name);
-            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let delta = |source| Error::Delta {
-                table: name.to_string(),
-                source: Box::new(source),
-            };
-            let url = table_url(&path)?;
-            // Only load what exists: loading an empty directory is reported as an error by the kernel.
-            let table = if path.join("_delta_log").is_dir() {
-                DeltaTable::try_from_url(url).await.map_err(delta)?
-            } else {
-                let table = deltalake::DeltaTableBuilder::from_url(url)
-                    .map_err(delta)?
-                    .build()
-                    .map_err(delta)?;
-                let kernel: StructType = def
-                    .schema()
-                    .as_ref()
-                    .try_into_kernel()
-                    .map_err(|e| delta(deltalake::DeltaTableError::Generic(e.to_string())))?;
-                table
-                    .create()
-                    .with_table_name(name)
-                    .with_columns(kernel.fields().cloned())
-                    .with_partition_columns([def.partition()])
-                    .await
-                    .map_err(delta)?
-            };
-            if table.version().is_none() {
-                return Err(Error::NoVersion { path });
-            }
-            let version = txn_version(&table, name, APP_ID).await?;
-            committed.insert(name, version.and_then(|v| u64::try_from(v).ok()));
+        for task in tasks {
+            // A panic while opening is a bug: it stays a panic.
+            let opened_table = task
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            let (name, table, version) = opened_table?;
+            committed.insert(name, version);
             opened.insert(name, table);
         }
         Ok(Warehouse {
@@ -211,6 +246,7 @@ impl Warehouse {
             stale: std::collections::BTreeSet::new(),
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             checkpoints: Vec::new(),
+            unchecked: std::collections::BTreeSet::new(),
         })
     }
 
@@ -224,6 +260,11 @@ impl Warehouse {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The newest epoch committed to any table.
+    pub fn newest_committed(&self) -> Option<u64> {
+        self.committed.values().copied().flatten().max()
     }
 
     /// The checkpoints written since the last call.
@@ -271,21 +312,48 @@ impl Warehouse {
                 }
             };
             self.committed.insert(name, Some(epoch));
+            self.unchecked.insert(name);
             written += rows;
             if self.checkpoint_every > 0 && version % self.checkpoint_every == 0 {
-                let started_ms = crate::now_ms();
-                let start = std::time::Instant::now();
-                let error = checkpoint_and_reload(name, table, version).await.err();
-                self.checkpoints.push(Checkpointed {
-                    table: name,
-                    version,
-                    started_ms,
-                    duration_ms: start.elapsed().as_secs_f64() * 1e3,
-                    error,
-                });
+                self.checkpoint(name).await;
             }
         }
         Ok(written)
+    }
+
+    /// Checkpoints every table committed to since it was opened or last
+    /// checkpointed, at a clean stop: the next start then reads one
+    /// checkpoint per table instead of up to `checkpoint_every` − 1
+    /// commits, which is most of what opening the warehouse costs (restart
+    /// time). Failures are logged and listed like the periodic ones'. With
+    /// `checkpoint_every` 0 (never checkpoint) it does nothing.
+    pub async fn checkpoint_written(&mut self) {
+        if self.checkpoint_every == 0 {
+            return;
+        }
+        for name in std::mem::take(&mut self.unchecked) {
+            self.checkpoint(name).await;
+        }
+    }
+
+    /// Checkpoints `name` at its current version and reopens it from the
+    /// checkpoint, keeping the outcome for [`Warehouse::take_checkpoints`].
+    async fn checkpoint(&mut self, name: &'static str) {
+        let table = self.tables.get_mut(name).expect("every table is open");
+        let version = table.version().map_or(0, |v| v.max(0) as u64);
+        let started_ms = crate::now_ms();
+        let start = std::time::Instant::now();
+        let error = checkpoint_and_reload(name, table, version).await.err();
+        if error.is_none() {
+            self.unchecked.remove(name);
+        }
+        self.checkpoints.push(Checkpointed {
+            table: name,
+            version,
+            started_ms,
+            duration_ms: start.elapsed().as_secs_f64() * 1e3,
+            error,
+        });
     }
 
     /// Reopens `name` from storage and takes its committed epoch from the

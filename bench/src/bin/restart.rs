@@ -30,7 +30,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,11 @@ struct Args {
     /// restart counts as caught up, ms.
     #[arg(long, default_value_t = 3000)]
     settle_ms: u64,
+    /// Keep every run's log (stderr) in this directory, named by history
+    /// length and run; by default they go to the scratch directory, which
+    /// is removed at the end.
+    #[arg(long)]
+    logs: Option<PathBuf>,
 }
 
 /// First event time of every history (2023-11-14T22:13:20Z).
@@ -117,12 +122,19 @@ struct Restart {
 
 /// Spawns `cmd` (a live `run` serving HTTP on `addr`) and times it until
 /// its newest served prediction has not changed for `settle`.
-fn time_restart(mut cmd: Command, addr: &str, settle: Duration) -> anyhow::Result<Restart> {
+/// Its log (stderr) goes to `log`: a pipe nobody reads while it runs could
+/// fill and stall the run being timed.
+fn time_restart(
+    mut cmd: Command,
+    addr: &str,
+    settle: Duration,
+    log: &Path,
+) -> anyhow::Result<Restart> {
     let start = Instant::now();
     let mut child: Child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(log)?)
         .spawn()?;
     let mut first = None;
     let mut last: Option<(usize, u64)> = None;
@@ -130,8 +142,7 @@ fn time_restart(mut cmd: Command, addr: &str, settle: Duration) -> anyhow::Resul
     let limit = Duration::from_secs(1800);
     let result = loop {
         if let Some(status) = child.try_wait()? {
-            let mut err = String::new();
-            child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            let err = std::fs::read_to_string(log).unwrap_or_default();
             break Err(anyhow::anyhow!(
                 "the restarted run exited ({status}): {err}"
             ));
@@ -199,6 +210,8 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("cryptoflow-bench-restart-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let broker = Broker::start(&dir.join("broker.log"))?;
+    let logs = args.logs.clone().unwrap_or_else(|| dir.clone());
+    std::fs::create_dir_all(&logs)?;
     let brokers = broker.bootstrap();
     let workers = args.workers.to_string();
     for &minutes in &args.minutes {
@@ -247,8 +260,14 @@ fn main() -> anyhow::Result<()> {
             .concat()),
             &addr,
             settle,
+            &logs.join(format!("{minutes}-replay.log")),
         )?;
-        let restored = time_restart(run(&http), &addr, settle)?;
+        let restored = time_restart(
+            run(&http),
+            &addr,
+            settle,
+            &logs.join(format!("{minutes}-snapshot.log")),
+        )?;
         if (restored.newest_ms, restored.predictions) != (replay.newest_ms, replay.predictions) {
             bail!(
                 "after {minutes} min the restored run settled on {} predictions made at {}, \
