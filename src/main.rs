@@ -271,6 +271,11 @@ struct SnapshotArgs {
     /// from the topic (none).
     #[arg(long, value_enum, default_value_t = cryptoflow::state::FromSnapshot::Latest)]
     from_snapshot: cryptoflow::state::FromSnapshot,
+    /// On Ctrl-C or SIGTERM, how long the run may go on to end with a
+    /// snapshot of its latest state, ms (0: stop at once; the newest
+    /// interval snapshot is then the one a restart uses).
+    #[arg(long, default_value_t = cryptoflow::pipeline::DEFAULT_STOP_GRACE_MS, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    stop_grace_ms: u64,
 }
 
 impl SnapshotArgs {
@@ -280,6 +285,7 @@ impl SnapshotArgs {
             state_dir: self.state_dir,
             keep: self.keep_snapshots.into(),
             from: self.from_snapshot,
+            stop_grace: std::time::Duration::from_millis(self.stop_grace_ms),
         }
     }
 }

@@ -64,9 +64,26 @@
 //! starts the dataflow from it; the changes before the cut it re-creates
 //! (current predictions, champions, best predictions) reach only the live
 //! view, never the warehouse.
+//!
+//! Stop snapshot. On Ctrl-C or SIGTERM a single-process run does not stop
+//! at once: it asks every operator for cuts every second of event time
+//! (`dataflows::snapshot::Cuts`), goes on reading, and stops as soon as
+//! the router has written a snapshot whose cut is after every delivery it
+//! had seen when the signal came (so the snapshot holds everything the run
+//! had delivered), at most `--stop-grace-ms` later (default 10 s). A
+//! restart then replays about a second of event time, not up to a whole
+//! interval. If the grace runs out (a retrain holding the dataflow, a
+//! stalled broker) the run stops with a warning and the newest interval
+//! snapshot stands. A cluster stops at once: its processes get their
+//! signals independently, and one that left while another waited for its
+//! cut would end the other with a lost peer. The end of a bounded run
+//! (`--until-end`) takes no stop snapshot either: its sources have ended,
+//! so no operator's frontier can reach a cut after them; its restart
+//! resumes from its newest interval snapshot.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,7 +92,7 @@ use dataflows::champion::ChampionConfig;
 use dataflows::deploy::{DeployLink, DeploySetup};
 use dataflows::graph::check_restore;
 use dataflows::predict::PredictConfig;
-use dataflows::snapshot::{Assembled, Key, Op, Restore};
+use dataflows::snapshot::{Assembled, Key, Op, Restore, StopCuts};
 use dataflows::source::{system_clock, SourceConfig};
 use dataflows::{Delivery, OutputSink, PipelineConfig};
 use tokio::sync::mpsc::{channel, Receiver, Sender};
@@ -207,6 +224,9 @@ pub struct RunOptions {
 /// Event time between snapshots unless configured, ms.
 pub const DEFAULT_SNAPSHOT_EVERY_MS: u64 = 60_000;
 
+/// How long a run stopped by a signal may go on to end with a snapshot, ms.
+pub const DEFAULT_STOP_GRACE_MS: u64 = 10_000;
+
 /// When `run` snapshots its state and whether it starts from a snapshot.
 #[derive(Clone, Debug)]
 pub struct SnapshotOptions {
@@ -218,6 +238,9 @@ pub struct SnapshotOptions {
     pub keep: usize,
     /// Whether the run starts from the newest usable one.
     pub from: FromSnapshot,
+    /// On a signal, how long the run may go on to end with a snapshot of
+    /// its latest state (zero: stop at once). See "Stop snapshot" above.
+    pub stop_grace: Duration,
 }
 
 impl Default for SnapshotOptions {
@@ -227,6 +250,7 @@ impl Default for SnapshotOptions {
             state_dir: None,
             keep: state::DEFAULT_KEEP,
             from: FromSnapshot::Latest,
+            stop_grace: Duration::from_millis(DEFAULT_STOP_GRACE_MS),
         }
     }
 }
@@ -335,6 +359,7 @@ impl RunOptions {
             }),
             snapshot: dataflows::SnapshotConfig {
                 every_ms: (self.snapshots.every_ms > 0).then_some(self.snapshots.every_ms),
+                stop: StopCuts::default(),
                 restore: None,
             },
         }
@@ -404,9 +429,29 @@ struct SnapshotWriter {
     /// from the snapshot a run starts from): where the orchestrator's
     /// daily jobs begin.
     first_ms: Option<u64>,
+    /// Asked on a signal: the run ends with a stop snapshot.
+    stop_cuts: StopCuts,
+    /// The newest delivery's time when the stop snapshot was asked for: a
+    /// snapshot whose cut is after it holds everything delivered by then.
+    stop_floor: Option<u64>,
+    /// The newest delivery's time so far.
+    last_delivered: u64,
+    /// Set once the stop snapshot is written: the workers may stop.
+    stop_written: Arc<AtomicBool>,
 }
 
 impl SnapshotWriter {
+    /// Notes a delivery's time, and when the stop snapshot is first asked
+    /// for, the newest delivery's time then.
+    fn note(&mut self, delivered: Option<u64>) {
+        if let Some(t) = delivered {
+            self.last_delivered = self.last_delivered.max(t);
+        }
+        if self.stop_floor.is_none() && self.stop_cuts.asked() {
+            self.stop_floor = Some(self.last_delivered);
+        }
+    }
+
     /// Writes the waiting cut if every delivery before it is committed
     /// (`pending` is empty). A failed write is logged and recorded; it
     /// costs restart time, never data.
@@ -423,13 +468,13 @@ impl SnapshotWriter {
             .collect();
         let started_ms = crate::now_ms();
         let start = Instant::now();
-        let mut snap = state::of_cut(
-            &cut,
-            state::Kind::Cadence,
-            &self.settings,
-            committed,
-            started_ms,
-        );
+        let stop = self.stop_floor.is_some_and(|floor| cut.cut > floor);
+        let kind = if stop {
+            state::Kind::Stop
+        } else {
+            state::Kind::Cadence
+        };
+        let mut snap = state::of_cut(&cut, kind, &self.settings, committed, started_ms);
         snap.header.first_delivery_ms = self.first_ms;
         let (dir, keep) = (self.dir.clone(), self.keep);
         let bytes = snap.payload.len() as u64;
@@ -449,6 +494,10 @@ impl SnapshotWriter {
             error: None,
         };
         match written {
+            Ok(path) if stop => {
+                info!(epoch = cut.cut, path = %path.display(), bytes, "stop snapshot written");
+                self.stop_written.store(true, Ordering::SeqCst);
+            }
             Ok(path) => {
                 tracing::debug!(epoch = cut.cut, path = %path.display(), bytes, "snapshot written")
             }
@@ -628,6 +677,7 @@ async fn route(
                     summary.deliveries += 1;
                     state.apply(&d);
                     let t = d.time;
+                    snapshots.note(Some(t));
                     snapshots.first_ms.get_or_insert(t);
                     sensors.update(|p| {
                         p.first_ms.get_or_insert(t);
@@ -643,8 +693,11 @@ async fn route(
                     false
                 }
                 Some(Routed::Snapshot(cut)) => {
+                    snapshots.note(None);
                     snapshots.waiting = Some(cut);
-                    false
+                    // While stopping, commit at once: the workers wait for
+                    // this snapshot to be written.
+                    snapshots.stop_floor.is_some()
                 }
                 Some(Routed::Restored(d)) => {
                     state.apply(&d);
@@ -947,6 +1000,14 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
             first_ms = first;
         }
     }
+    // The stop snapshot (see the module doc): single process only.
+    let stop_cuts = pipeline.snapshot.stop.clone();
+    let stop_written = Arc::new(AtomicBool::new(false));
+    let stop_grace = opts.snapshots.stop_grace;
+    let stop_snapshot = opts.cluster.processes == 1
+        && pipeline.snapshot.every_ms.is_some()
+        && !stop_grace.is_zero();
+    let (worker_cuts, worker_written) = (stop_cuts.clone(), stop_written.clone());
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -971,7 +1032,17 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         let sink = ChannelSink(tx.clone());
         let config = pipeline.clone();
         let probe = worker.dataflow(|scope| dataflows::build(scope, reader, config, sink));
-        while !worker_stop.is_set() && !probe.done() {
+        let mut stopping: Option<Instant> = None;
+        while !probe.done() {
+            if worker_stop.is_set() {
+                // Asked for a stop snapshot: on until it is written.
+                if !worker_cuts.asked() || worker_written.load(Ordering::SeqCst) {
+                    break;
+                }
+                if stopping.get_or_insert_with(Instant::now).elapsed() >= stop_grace {
+                    break;
+                }
+            }
             worker.step_or_park(Some(Duration::from_millis(20)));
         }
         // On stop, abandon the dataflow rather than let timely run it to
@@ -998,10 +1069,19 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
 
     let summary = runtime.block_on(async {
         let signal_stop = stop.clone();
+        let signal_cuts = stop_cuts.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = shutdown_signal() => {
-                    info!("shutting down");
+                    if stop_snapshot {
+                        info!(
+                            grace_ms = stop_grace.as_millis() as u64,
+                            "shutting down after a stop snapshot"
+                        );
+                        signal_cuts.ask();
+                    } else {
+                        info!("shutting down");
+                    }
                     signal_stop.trigger();
                 }
                 _ = signal_stop.wait() => {}
@@ -1066,6 +1146,10 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
                     waiting: None,
                     telemetry: telemetry.clone(),
                     first_ms,
+                    stop_cuts: stop_cuts.clone(),
+                    stop_floor: None,
+                    last_delivered: 0,
+                    stop_written: stop_written.clone(),
                 };
                 route(
                     rx,
@@ -1087,7 +1171,15 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         // orchestrator finishes what the last data made due, then stops. A
         // router that gave up on a commit stops everything at once.
         if routed.is_err() {
+            // No snapshot comes from a router that gave up: nobody waits.
+            stop_written.store(true, Ordering::SeqCst);
             stop.trigger();
+        } else if stop_cuts.asked() && !stop_written.load(Ordering::SeqCst) {
+            warn!(
+                grace_ms = stop_grace.as_millis() as u64,
+                "no stop snapshot within the grace (a retrain holding the dataflow, or a stalled \
+                 broker); a restart resumes from the newest interval snapshot"
+            );
         }
         if let Some(done) = jobs_done {
             let _ = done.await;

@@ -3,7 +3,9 @@
 //! is continued from, with every table still equal to a clean run's; an
 //! intact snapshot of an unknown format stops the run with an error that
 //! says what to do, writing nothing; `--from-snapshot none` replays the
-//! topic instead; `cryptoflow state list` shows each file's status.
+//! topic instead; `cryptoflow state list` shows each file's status. A run
+//! stopped by SIGTERM ends with a stop snapshot later than its interval
+//! ones, and continues from it like a run that never stopped.
 
 mod common;
 
@@ -152,6 +154,69 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
     let log = finish(&brokers, &topic, &future, &["--from-snapshot", "none"]);
     assert!(!log.contains("restored from snapshot"), "{log}");
     finished.push(future);
+
+    // SIGTERM mid-way: the run goes on to a stop snapshot of its latest
+    // state (a cut between the interval's), exits cleanly, and a restart
+    // continues from that snapshot.
+    let stopped = dir.join("stopped");
+    let stop_log = dir.join("stopped.log");
+    let mut child = run_args(&brokers, &topic, &stopped)
+        .stderr(std::fs::File::create(&stop_log).unwrap())
+        .spawn()
+        .unwrap();
+    common::wait_for(Duration::from_secs(120), || {
+        let done = child.try_wait().unwrap().is_some();
+        let far = common::commits(&stopped) * 3 >= clean_commits
+            && !common::snapshots(&stopped).is_empty();
+        (done || far).then_some(())
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before it could be stopped mid-way"
+    );
+    let cadence = common::snapshots(&stopped)
+        .iter()
+        .map(|p| epoch_of(p))
+        .max();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = common::finish(child, "the stopped run");
+    let log = std::fs::read_to_string(&stop_log).unwrap();
+    assert!(
+        log.contains("stop snapshot written"),
+        "{:?}\n{log}",
+        out.status
+    );
+    let listed = Command::new(common::BIN)
+        .args(["state", "list", "--json", "--data-dir"])
+        .arg(&stopped)
+        .output()
+        .unwrap();
+    common::assert_ok(&listed, "state list");
+    let newest: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(newest["kind"], "stop", "{newest}");
+    let stop_epoch = newest["epoch_ms"].as_u64().unwrap();
+    assert!(
+        cadence.is_none_or(|c| stop_epoch > c),
+        "the stop snapshot at {stop_epoch} is not after the interval's at {cadence:?}"
+    );
+    let log = finish(&brokers, &topic, &stopped, &[]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("restored from snapshot")
+                && l.contains(&format!("epoch={stop_epoch}"))),
+        "not restored from the stop snapshot at {stop_epoch}:\n{log}"
+    );
+    finished.push(stopped);
     common::check_tables(&clean, &finished, &ticks_path);
 
     drop(broker);

@@ -35,8 +35,8 @@ use crate::predict::{
     SymbolState,
 };
 use crate::snapshot::{
-    crosses_cut, decode, encode, next_cut, Assembled, Assembler, Entry, Key, Op, Piece, Restore,
-    Restored, StateError,
+    decode, encode, Assembled, Assembler, Cuts, Entry, Key, Op, Piece, Restore, Restored,
+    StateError, StopCuts,
 };
 use crate::source::{tick_source, PartitionSnapshot, RecordReader, SourceConfig};
 use crate::tick::Reject;
@@ -114,6 +114,10 @@ pub struct SnapshotConfig {
     /// stateful operator sends its state for the cuts its frontier passes,
     /// and the export hands each newest complete cut to the sink.
     pub every_ms: Option<u64>,
+    /// Asked at a clean stop: from then on, cuts every
+    /// [`crate::snapshot::STOP_CUT_EVERY_MS`] (see [`Cuts`]), so the run
+    /// can end with a snapshot of its latest state.
+    pub stop: StopCuts,
     /// The snapshot to start from (None: from the beginning). Given on
     /// worker 0 of process 0 only; every operator instance receives the
     /// entries of the keys it owns (see [`crate::snapshot::route`]). Check
@@ -191,7 +195,9 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         deploy,
         snapshot,
     } = config;
-    let every = snapshot.every_ms;
+    let every = snapshot
+        .every_ms
+        .map(|e| Cuts::new(e, snapshot.stop.clone()));
 
     let probe = ProbeHandle::new();
     let restore = restore_stream(scope, snapshot.restore.as_deref());
@@ -202,12 +208,22 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         source,
         bar_config.interval_ms,
         &probe,
-        every,
+        every.clone(),
     );
-    let (bars, bar_pieces) = bars(ticks, restore_of(&restore, Op::Bars), bar_config, every);
+    let (bars, bar_pieces) = bars(
+        ticks,
+        restore_of(&restore, Op::Bars),
+        bar_config,
+        every.clone(),
+    );
     let retrains = deploy.is_some();
     let (deploys, records, deploy_pieces) = match deploy {
-        Some(setup) => deployments(bars.clone(), restore_of(&restore, Op::Deploy), setup, every),
+        Some(setup) => deployments(
+            bars.clone(),
+            restore_of(&restore, Op::Deploy),
+            setup,
+            every.clone(),
+        ),
         None => (empty(scope), empty(scope), empty(scope)),
     };
     let PredictorStreams {
@@ -220,7 +236,7 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         deploys,
         restore_of(&restore, Op::Predict),
         predict,
-        every,
+        every.clone(),
     );
     let Verdicts {
         evaluations: evals,
@@ -230,7 +246,7 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         scores.clone().map(|(s, t)| (s.score, t)),
         restore_of(&restore, Op::Evaluate),
         champion,
-        every,
+        every.clone(),
     );
     let series = current.clone().map(|p| (p.symbol, p.horizon_bars));
     let champs = champions(decisions, series);
@@ -328,7 +344,7 @@ fn restore_of<'s>(restore: &StreamVec<'s, u64, Restored>, op: Op) -> StreamVec<'
 /// the export and each of `global` on worker 0 (None: no snapshots).
 fn snapshot_plan(
     scope: Scope<'_, u64>,
-    every: Option<u64>,
+    every: Option<Cuts>,
     ops: &[Op],
     global: &[Op],
 ) -> Option<Assembler> {
@@ -350,7 +366,10 @@ pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
 ) -> ProbeHandle<u64> {
     let probe = ProbeHandle::new();
     let interval_ms = config.bars.interval_ms;
-    let every = config.snapshot.every_ms;
+    let every = config
+        .snapshot
+        .every_ms
+        .map(|e| Cuts::new(e, config.snapshot.stop.clone()));
     let restore = restore_stream(scope, config.snapshot.restore.as_deref());
     let (ticks, rejects, source_pieces) = paced_source(
         scope,
@@ -359,9 +378,14 @@ pub fn build_bars<'s, R: RecordReader, S: OutputSink>(
         config.source,
         interval_ms,
         &probe,
-        every,
+        every.clone(),
     );
-    let (bars, bar_pieces) = bars(ticks, restore_of(&restore, Op::Bars), config.bars, every);
+    let (bars, bar_pieces) = bars(
+        ticks,
+        restore_of(&restore, Op::Bars),
+        config.bars,
+        every.clone(),
+    );
     let changes = vec![
         bars.map(|b| {
             let t = b.end_ms;
@@ -472,7 +496,7 @@ fn export<'s, S: OutputSink>(
             let frontier = frontiers[0].frontier().first().copied();
             let mut piece = |upto: u64, ahead: &BTreeMap<u64, Vec<(u64, Output, isize)>>| {
                 if let Some(plan) = plan.as_mut() {
-                    while let Some(p) = export_piece(pieced, upto, plan.every_ms(), ahead) {
+                    while let Some(p) = export_piece(pieced, upto, plan.cuts(), ahead) {
                         pieced = p.upto;
                         plan.add(p).expect("the export is expected");
                     }
@@ -523,14 +547,16 @@ fn export<'s, S: OutputSink>(
 fn export_piece(
     after: u64,
     upto: u64,
-    every: u64,
+    cuts: &Cuts,
     ahead: &BTreeMap<u64, Vec<(u64, Output, isize)>>,
 ) -> Option<Piece> {
-    if !crosses_cut(after, upto, every) {
+    if !cuts.crosses(after, upto) {
         return None;
     }
-    let cut = next_cut(after, every);
-    Some(Piece::timed(Op::Export, 0, after, || {
+    let cut = cuts.next(after);
+    // Valid from the cut on (not from `after`): it holds what was read
+    // before `cut`, which is too much for an earlier cut.
+    Some(Piece::timed(Op::Export, 0, cut - 1, || {
         let mut held: Vec<(u64, &Output, isize)> = Vec::new();
         let mut until = upto;
         for (&at, changes) in ahead.range(cut..) {
@@ -568,7 +594,7 @@ fn paced_source<'s, R: RecordReader>(
     mut source: SourceConfig,
     bar_ms: u64,
     probe: &ProbeHandle<u64>,
-    snapshot_every: Option<u64>,
+    snapshot_every: Option<Cuts>,
 ) -> (
     StreamVec<'s, u64, PartialBar>,
     StreamVec<'s, u64, Reject>,

@@ -3,7 +3,9 @@
 //! at the same cut the predictor's and the evaluation's state are the
 //! same bytes on 1, 2 and 4 workers, and a run restored from any cut, on
 //! any of those worker counts, continues exactly as the run that never
-//! stopped (cuts and worker counts drawn at random, seed printed).
+//! stopped (cuts and worker counts drawn at random, seed printed). The
+//! same holds for the cuts every second a stop asks for, from the first
+//! one after the switch (pieces of both grids in one snapshot) on.
 //!
 //! The source's and the bars' part of a cut is not: where a partition's
 //! reading stands when the source's capability crosses the cut depends on
@@ -13,14 +15,18 @@
 //! accounted for exactly once (read and held, or left to re-read).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dataflows::bars::BarsSnapshot;
 use dataflows::harness::{run_collect_all, Exported};
 use dataflows::sim::{SimConfig, Simulator};
-use dataflows::snapshot::{decode, Assembled, Entry, Key, Op, Restore};
+use dataflows::snapshot::{
+    decode, Assembled, Entry, Key, Op, Restore, StopCuts, STOP_CUT_EVERY_MS,
+};
 use dataflows::source::{
-    partition_of_key, partition_records, PartitionSnapshot, Record, SourceConfig, VecReader,
+    partition_of_key, partition_records, PartitionSnapshot, Record, RecordReader, SourceConfig,
+    SourceEvent, VecReader,
 };
 use dataflows::{Delivery, Output, PipelineConfig, SnapshotConfig};
 
@@ -83,7 +89,30 @@ fn run_from(
     every: Option<u64>,
     restore: Option<Restore>,
 ) -> Exported {
+    run_asking(
+        records,
+        workers,
+        every,
+        restore,
+        None,
+        &AtomicUsize::new(0).into(),
+    )
+}
+
+/// [`run_from`], asking for the stop cuts once the sources together have
+/// polled `ask_after` times (as a signal would, in the middle of reading);
+/// `polls` counts the polls.
+fn run_asking(
+    records: &Arc<Vec<Record>>,
+    workers: usize,
+    every: Option<u64>,
+    restore: Option<Restore>,
+    ask_after: Option<usize>,
+    polls: &Arc<AtomicUsize>,
+) -> Exported {
     let records = records.clone();
+    let stop = StopCuts::default();
+    let (asker, polls) = (stop.clone(), polls.clone());
     let mut source = SourceConfig::new()
         .with_lateness_ms(LATENESS_MS)
         .with_idle_lag_ms(None)
@@ -94,16 +123,52 @@ fn run_from(
         source,
         snapshot: SnapshotConfig {
             every_ms: every,
+            stop,
             restore: restore.map(Arc::new),
         },
         ..PipelineConfig::default()
     };
     run_collect_all(
         workers,
-        move |index, peers| Ok(VecReader::for_worker(&records, PARTITIONS, index, peers)),
+        move |index, peers| {
+            Ok(Asking {
+                inner: VecReader::for_worker(&records, PARTITIONS, index, peers),
+                polls: polls.clone(),
+                ask_after,
+                stop: asker.clone(),
+            })
+        },
         config,
     )
     .expect("the run completes")
+}
+
+/// A reader that asks for the stop cuts after `ask_after` polls of all
+/// readers sharing `polls`.
+struct Asking {
+    inner: VecReader,
+    polls: Arc<AtomicUsize>,
+    ask_after: Option<usize>,
+    stop: StopCuts,
+}
+
+impl RecordReader for Asking {
+    fn partitions(&self) -> Vec<i32> {
+        self.inner.partitions()
+    }
+    fn poll(&mut self, max: usize, out: &mut Vec<SourceEvent>) -> Result<(), String> {
+        let polled = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.ask_after.is_some_and(|n| polled >= n) {
+            self.stop.ask();
+        }
+        self.inner.poll(max, out)
+    }
+    fn finished(&self) -> bool {
+        self.inner.finished()
+    }
+    fn seek(&mut self, partition: i32, offset: i64) {
+        self.inner.seek(partition, offset)
+    }
 }
 
 fn of(entries: &[Entry], op: Op) -> Vec<&Entry> {
@@ -297,6 +362,38 @@ fn restore_at_cuts_equals_never_stopping_on_1_2_and_4_workers() {
             let again = &restored.snapshots[restored.snapshots.len() / 2];
             continues(&records, &whole, again, 2);
         }
+    }
+}
+
+#[test]
+fn stop_cuts_asked_mid_run_restore_like_never_stopping() {
+    let records = records(20);
+    // How often the sources poll in a whole run, to ask halfway.
+    let polls = Arc::new(AtomicUsize::new(0));
+    let plain = run_asking(&records, 2, Some(EVERY_MS), None, None, &polls);
+    let half = polls.swap(0, Ordering::SeqCst) / 2;
+    let asked = run_asking(&records, 2, Some(EVERY_MS), None, Some(half), &polls);
+    assert!(
+        asked.deliveries == plain.deliveries,
+        "asking for the stop cuts changed the output"
+    );
+    let cuts: Vec<u64> = asked.snapshots.iter().map(|s| s.cut).collect();
+    assert!(
+        cuts.windows(2).all(|w| w[0] < w[1]),
+        "cuts out of order or repeated: {cuts:?}"
+    );
+    assert!(cuts.iter().all(|c| c % STOP_CUT_EVERY_MS == 0), "{cuts:?}");
+    // After the ask, cuts come between the interval's (the first of them
+    // right after pieces taken on the interval's grid).
+    let fine: Vec<usize> = (0..cuts.len())
+        .filter(|&i| cuts[i] % EVERY_MS != 0)
+        .collect();
+    assert!(fine.len() >= 3, "too few stop cuts: {cuts:?}");
+    let (first, last) = (fine[0], fine[fine.len() - 1]);
+    let middle = fine[fine.len() / 2];
+    for (i, workers) in [(first, 4), (middle, 1), (last, 2)] {
+        eprintln!("restoring stop cut {} on {workers} workers", cuts[i]);
+        continues(&records, &asked, &asked.snapshots[i], workers);
     }
 }
 

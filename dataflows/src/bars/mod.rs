@@ -36,9 +36,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::num::{stable_hash, F64};
-use crate::snapshot::{
-    crosses_cut, decode, encode, next_cut, route, Entry, Key, Op, Piece, Restored,
-};
+use crate::snapshot::{decode, encode, route, Cuts, Entry, Key, Op, Piece, Restored};
 use crate::tick::{Side, Tick};
 
 /// One closed bar.
@@ -347,7 +345,7 @@ pub fn bars<'s>(
     partials: StreamVec<'s, u64, PartialBar>,
     restore: StreamVec<'s, u64, Restored>,
     config: BarConfig,
-    snapshot_every: Option<u64>,
+    snapshot_every: Option<Cuts>,
 ) -> (StreamVec<'s, u64, Bar>, StreamVec<'s, u64, Piece>) {
     let interval = config.interval_ms.max(1);
     let config = BarConfig {
@@ -431,11 +429,13 @@ pub fn bars<'s>(
                 piece_cap = None;
                 return;
             };
-            if let (Some(every), Some(pc)) = (snapshot_every, piece_cap.as_ref()) {
-                while crosses_cut(pieced, f, every) {
-                    let cut = next_cut(pieced, every);
+            if let (Some(cuts), Some(pc)) = (snapshot_every.as_ref(), piece_cap.as_ref()) {
+                while cuts.crosses(pieced, f) {
+                    let cut = cuts.next(pieced);
                     close(cut, &mut open, &mut last);
-                    let piece = Piece::timed(Op::Bars, worker, pieced, || {
+                    // Valid from the cut on: bars ending before it are
+                    // closed, which is too many for an earlier cut.
+                    let piece = Piece::timed(Op::Bars, worker, cut - 1, || {
                         bars_piece(cut, f, &open, &last)
                     });
                     pieced = piece.upto;

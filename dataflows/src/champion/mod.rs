@@ -47,9 +47,7 @@ pub use stats::{loss_difference, DayStats, LossLags, LOSS_SCALE};
 use crate::models::PERSISTENCE;
 use crate::num::{stable_hash, utc_day, DAY_MS, ERR_SCALE, F64};
 use crate::predict::{Prediction, Score};
-use crate::snapshot::{
-    crosses_cut, decode, encode, route, Entry, Key, Op, Piece, Restored, StateError,
-};
+use crate::snapshot::{decode, encode, route, Cuts, Entry, Key, Op, Piece, Restored, StateError};
 
 /// Key of a (symbol, horizon in bars).
 pub type SeriesKey = (String, u32);
@@ -303,7 +301,7 @@ pub fn evaluations<'s>(
     scores: StreamVec<'s, u64, (Score, u64)>,
     restore: StreamVec<'s, u64, Restored>,
     config: ChampionConfig,
-    snapshot_every: Option<u64>,
+    snapshot_every: Option<Cuts>,
 ) -> Verdicts<'s> {
     let scope = scores.scope();
     let worker = scope.index();
@@ -372,8 +370,8 @@ pub fn evaluations<'s>(
             let mut output = judged_out.activate();
             let mut piece =
                 |upto: u64, pieced: &mut u64, series: &BTreeMap<SeriesKey, SeriesState>| {
-                    if let (Some(every), Some(cap)) = (snapshot_every, piece_cap.as_ref()) {
-                        if crosses_cut(*pieced, upto, every) {
+                    if let (Some(cuts), Some(cap)) = (snapshot_every.as_ref(), piece_cap.as_ref()) {
+                        if cuts.crosses(*pieced, upto) {
                             let piece = Piece::timed(Op::Evaluate, worker, *pieced, || {
                                 (upto, series_entries(series))
                             });

@@ -31,7 +31,7 @@ use tracing::{info, warn};
 
 use super::{Decision, Deployment, ModelRecord, ModelStatus};
 use crate::bars::Bar;
-use crate::snapshot::{crosses_cut, decode, encode, route, Entry, Key, Op, Piece, Restored};
+use crate::snapshot::{decode, encode, route, Cuts, Entry, Key, Op, Piece, Restored};
 use crate::source::Clock;
 
 /// How the Deploy operator is wired.
@@ -166,7 +166,7 @@ pub fn deployments<'s>(
     bars: StreamVec<'s, u64, Bar>,
     restore: StreamVec<'s, u64, Restored>,
     setup: DeploySetup,
-    snapshot_every: Option<u64>,
+    snapshot_every: Option<Cuts>,
 ) -> (
     StreamVec<'s, u64, Deployment>,
     StreamVec<'s, u64, ModelRecord>,
@@ -251,8 +251,8 @@ pub fn deployments<'s>(
             // The state holds for every cut up to the next change: the
             // first bar (before the schedule starts), else the held time.
             let mut piece = |upto: u64, pieced: &mut u64, sched: &Schedule| {
-                if let (Some(every), Some(pc)) = (snapshot_every, piece_cap.as_ref()) {
-                    if crosses_cut(*pieced, upto, every) {
+                if let (Some(cuts), Some(pc)) = (snapshot_every.as_ref(), piece_cap.as_ref()) {
+                    if cuts.crosses(*pieced, upto) {
                         let piece = Piece::timed(Op::Deploy, 0, *pieced, || {
                             let entry = Entry {
                                 op: Op::Deploy,

@@ -40,7 +40,7 @@ use crate::deploy::{BatchModel, Deployment, ModelVersion};
 use crate::features::{FeatureState, Features, FEATURES, FEATURE_COUNT};
 use crate::models::{ModelParams, Online, OnlineModel};
 use crate::num::{stable_hash, F64};
-use crate::snapshot::{crosses_cut, decode, encode, route, Entry, Key, Op, Piece, Restored};
+use crate::snapshot::{decode, encode, route, Cuts, Entry, Key, Op, Piece, Restored};
 
 mod snapshot;
 
@@ -430,7 +430,7 @@ pub fn predictor<'s>(
     deployments: StreamVec<'s, u64, Deployment>,
     restore: StreamVec<'s, u64, Restored>,
     config: PredictConfig,
-    snapshot_every: Option<u64>,
+    snapshot_every: Option<Cuts>,
 ) -> PredictorStreams<'s> {
     let worker = bars.scope().index();
     let mut builder = OperatorBuilder::new("Predict".to_owned(), bars.scope());
@@ -509,8 +509,8 @@ pub fn predictor<'s>(
                 .filter_map(|f| f.frontier().first().copied())
                 .min();
             let mut piece = |upto: u64, pieced: &mut u64, symbols: &BTreeMap<String, SymbolState>| {
-                if let (Some(every), Some(cap)) = (snapshot_every, piece_cap.as_ref()) {
-                    if crosses_cut(*pieced, upto, every) {
+                if let (Some(cuts), Some(cap)) = (snapshot_every.as_ref(), piece_cap.as_ref()) {
+                    if cuts.crosses(*pieced, upto) {
                         let piece = Piece::timed(Op::Predict, worker, *pieced, || {
                             let entries = symbols
                                 .iter()

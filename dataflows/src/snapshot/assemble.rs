@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Entry, Op, Piece};
+use super::{Cuts, Entry, Op, Piece};
 
 /// One complete cut: every expected instance's state at `cut`.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,7 +37,7 @@ pub struct Assembled {
 
 /// Collects pieces until a cut is complete (see the module doc).
 pub struct Assembler {
-    every_ms: u64,
+    cuts: Cuts,
     /// Per expected instance, its pieces by `upto`.
     pieces: BTreeMap<(Op, usize), BTreeMap<u64, Piece>>,
     /// The last cut handed out.
@@ -45,19 +45,19 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// An assembler for cuts every `every_ms` (at least 1) of event time,
-    /// waiting for the instances `expected` ((operator, worker) pairs).
-    pub fn new(every_ms: u64, expected: impl IntoIterator<Item = (Op, usize)>) -> Self {
+    /// An assembler for the cuts `cuts` gives, waiting for the instances
+    /// `expected` ((operator, worker) pairs).
+    pub fn new(cuts: Cuts, expected: impl IntoIterator<Item = (Op, usize)>) -> Self {
         Assembler {
-            every_ms: every_ms.max(1),
+            cuts,
             pieces: expected.into_iter().map(|k| (k, BTreeMap::new())).collect(),
             last: None,
         }
     }
 
-    /// The snapshot interval, ms.
-    pub fn every_ms(&self) -> u64 {
-        self.every_ms
+    /// The cut times.
+    pub fn cuts(&self) -> &Cuts {
+        &self.cuts
     }
 
     /// Adds a piece. A piece from an instance that is not expected is
@@ -83,7 +83,7 @@ impl Assembler {
             .values()
             .map(|by_upto| by_upto.last_key_value().map_or(0, |(upto, _)| *upto))
             .min()?;
-        let cut = covered / self.every_ms * self.every_ms;
+        let cut = self.cuts.at_or_before(covered);
         if cut == 0 || self.last.is_some_and(|last| cut <= last) {
             return None;
         }
@@ -123,7 +123,11 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Key;
+    use crate::snapshot::{Key, StopCuts};
+
+    fn cuts(every: u64) -> Cuts {
+        Cuts::new(every, StopCuts::default())
+    }
 
     fn piece(op: Op, worker: usize, after: u64, upto: u64, symbols: &[&str]) -> Piece {
         Piece {
@@ -145,7 +149,7 @@ mod tests {
 
     #[test]
     fn the_newest_cut_every_instance_covered_comes_out_once_sorted() {
-        let mut a = Assembler::new(60, [(Op::Bars, 0), (Op::Bars, 1), (Op::Predict, 0)]);
+        let mut a = Assembler::new(cuts(60), [(Op::Bars, 0), (Op::Bars, 1), (Op::Predict, 0)]);
         a.add(piece(Op::Bars, 1, 0, 130, &["B"])).unwrap();
         a.add(piece(Op::Predict, 0, 0, 500, &["A", "B"])).unwrap();
         assert_eq!(a.complete(), None, "Bars on worker 0 has sent nothing");
@@ -182,7 +186,7 @@ mod tests {
 
     #[test]
     fn pieces_from_unknown_instances_are_refused() {
-        let mut a = Assembler::new(60, [(Op::Bars, 0)]);
+        let mut a = Assembler::new(cuts(60), [(Op::Bars, 0)]);
         assert!(a.add(piece(Op::Bars, 3, 0, 60, &[])).is_err());
         assert!(a.add(piece(Op::Predict, 0, 0, 60, &[])).is_err());
         a.add(piece(Op::Bars, 0, 0, 59, &[])).unwrap();

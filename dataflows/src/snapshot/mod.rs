@@ -26,6 +26,8 @@ mod assemble;
 
 pub use assemble::{Assembled, Assembler};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bincode::Options;
@@ -145,6 +147,78 @@ pub fn route(key: &Key) -> u64 {
         Key::Global => 0,
         Key::Partition(p) => u64::from(p.unsigned_abs()),
         Key::Symbol(s) => stable_hash(s),
+    }
+}
+
+/// Cut times while a stop is asked for: every second of event time (or the
+/// snapshot interval, if shorter), so the first cut after the stop comes
+/// about a second of event time later, not up to a whole interval.
+pub const STOP_CUT_EVERY_MS: u64 = 1_000;
+
+/// The switch that asks every operator of a process for the stop cuts
+/// ([`STOP_CUT_EVERY_MS`]): shared by all the process's workers (cloning
+/// shares it). Raised once, never lowered.
+#[derive(Clone, Debug, Default)]
+pub struct StopCuts(Arc<AtomicBool>);
+
+impl StopCuts {
+    /// Asks for the stop cuts from now on.
+    pub fn ask(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Have the stop cuts been asked for?
+    pub fn asked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One switch is equal only to itself (its clones).
+impl PartialEq for StopCuts {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The cut times an operator pieces at: the multiples of the snapshot
+/// interval, and once [`StopCuts::ask`] has been called, the multiples of
+/// [`STOP_CUT_EVERY_MS`]. Operators on different workers may switch at
+/// slightly different frontiers; that is safe because every piece states
+/// the whole range of cuts its state holds for (`after < T <= upto`), and
+/// the [`Assembler`] only combines pieces whose ranges hold the cut.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cuts {
+    every: u64,
+    stop: StopCuts,
+}
+
+impl Cuts {
+    /// Cuts every `every` ms (at least 1), finer once `stop` is asked.
+    pub fn new(every: u64, stop: StopCuts) -> Self {
+        Cuts {
+            every: every.max(1),
+            stop,
+        }
+    }
+    /// The interval cuts fall on now.
+    pub fn grid(&self) -> u64 {
+        if self.stop.asked() {
+            self.every.min(STOP_CUT_EVERY_MS)
+        } else {
+            self.every
+        }
+    }
+    /// Whether a cut lies in `(after, upto]`.
+    pub fn crosses(&self, after: u64, upto: u64) -> bool {
+        crosses_cut(after, upto, self.grid())
+    }
+    /// The first cut after `after`.
+    pub fn next(&self, after: u64) -> u64 {
+        next_cut(after, self.grid())
+    }
+    /// The newest cut at or before `t` (0 if none).
+    pub fn at_or_before(&self, t: u64) -> u64 {
+        let grid = self.grid();
+        t / grid * grid
     }
 }
 

@@ -60,7 +60,7 @@ use tracing::{debug, error, warn};
 
 use crate::bars::{bar_bounds, PartialBar};
 use crate::progress::{PartitionProgress, SourceProgress};
-use crate::snapshot::{self, crosses_cut, encode, route, Entry, Key, Op, Piece, Restored};
+use crate::snapshot::{self, encode, route, Cuts, Entry, Key, Op, Piece, Restored};
 use crate::tick::{decode, Position, Reject, RejectReason, ValidationLimits};
 
 mod memory;
@@ -260,7 +260,7 @@ pub fn tick_source<'s, R: RecordReader>(
     config: SourceConfig,
     bar_ms: u64,
     export: Option<ProbeHandle<u64>>,
-    snapshot_every: Option<u64>,
+    snapshot_every: Option<Cuts>,
 ) -> (
     StreamVec<'s, u64, PartialBar>,
     StreamVec<'s, u64, Reject>,
@@ -546,7 +546,10 @@ pub fn tick_source<'s, R: RecordReader>(
                 let mut session = output.session(&*c);
                 send_partials(&mut open, target, |p| session.give(Ok(p)));
                 drop(session);
-                if snapshot_every.is_some_and(|every| crosses_cut(*c.time(), target, every)) {
+                if snapshot_every
+                    .as_ref()
+                    .is_some_and(|cuts| cuts.crosses(*c.time(), target))
+                {
                     let piece = Piece::timed(Op::Source, worker, *c.time(), || {
                         (target, source_entries(&partitions, &open, idle))
                     });
