@@ -70,11 +70,12 @@
 //! (`dataflows::snapshot::Cuts`), goes on reading, and stops as soon as
 //! the router has written a snapshot whose cut is after every delivery it
 //! had seen when the signal came (so the snapshot holds everything the run
-//! had delivered), at most `--stop-grace-ms` later (default 10 s). A
+//! had delivered), at most `--stop-grace-ms` later (default 20 s). A
 //! restart then replays about a second of event time, not up to a whole
-//! interval. If the grace runs out (a retrain holding the dataflow, a
-//! stalled broker) the run stops with a warning and the newest interval
-//! snapshot stands. A cluster stops at once: its processes get their
+//! interval. If the dataflow waits for a retrain decision (which the
+//! stopping orchestrator will not make) or the grace runs out (a stalled
+//! broker), the run stops with a warning and the newest interval snapshot
+//! stands. A cluster stops at once: its processes get their
 //! signals independently, and one that left while another waited for its
 //! cut would end the other with a lost peer. The end of a bounded run
 //! (`--until-end`) takes no stop snapshot either: its sources have ended,
@@ -225,7 +226,7 @@ pub struct RunOptions {
 pub const DEFAULT_SNAPSHOT_EVERY_MS: u64 = 60_000;
 
 /// How long a run stopped by a signal may go on to end with a snapshot, ms.
-pub const DEFAULT_STOP_GRACE_MS: u64 = 10_000;
+pub const DEFAULT_STOP_GRACE_MS: u64 = 20_000;
 
 /// When `run` snapshots its state and whether it starts from a snapshot.
 #[derive(Clone, Debug)]
@@ -1008,6 +1009,7 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         && pipeline.snapshot.every_ms.is_some()
         && !stop_grace.is_zero();
     let (worker_cuts, worker_written) = (stop_cuts.clone(), stop_written.clone());
+    let worker_link = link.clone();
     let worker_stop = stop.clone();
     let (brokers, topic, from, until_end) = (
         opts.brokers.clone(),
@@ -1040,6 +1042,14 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
                     break;
                 }
                 if stopping.get_or_insert_with(Instant::now).elapsed() >= stop_grace {
+                    break;
+                }
+                // Waiting for a retrain decision the stopping orchestrator
+                // will not make: no cut after the hold can complete.
+                if worker_link
+                    .hold()
+                    .is_some_and(|h| h.due && h.released_at_ms.is_none())
+                {
                     break;
                 }
             }
@@ -1177,8 +1187,8 @@ pub fn run(opts: RunOptions, stop: Stop) -> Result<RunSummary> {
         } else if stop_cuts.asked() && !stop_written.load(Ordering::SeqCst) {
             warn!(
                 grace_ms = stop_grace.as_millis() as u64,
-                "no stop snapshot within the grace (a retrain holding the dataflow, or a stalled \
-                 broker); a restart resumes from the newest interval snapshot"
+                "no stop snapshot (the dataflow waited for a retrain, or nothing moved within the \
+                 grace); a restart resumes from the newest interval snapshot"
             );
         }
         if let Some(done) = jobs_done {

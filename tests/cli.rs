@@ -34,6 +34,8 @@ fn bad_flags_get_usage() {
         vec!["run", "--brokers", "x:1", "--horizons", "1,zero"],
         vec!["run", "--brokers", "x:1", "--http", "not-an-address"],
         vec!["run", "--brokers", "x:1", "--checkpoint-every", "-3"],
+        vec!["run", "--brokers", "x:1", "--stop-grace-ms", "700000"],
+        vec!["run", "--brokers", "x:1", "--stop-grace-ms", "soon"],
         vec!["run"],
         vec!["tables", "compact", "--target-file-mb", "0"],
         vec!["tables", "compact", "--min-files", "1"],

@@ -530,6 +530,7 @@ fn export<'s, S: OutputSink>(
             }
             if let Some(plan) = plan.as_mut() {
                 if let Some(snapshot) = plan.complete() {
+                    tracing::debug!(cut = snapshot.cut, frontier = ?frontier, "cut complete");
                     sink.snapshot(snapshot);
                 }
             }

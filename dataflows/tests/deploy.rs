@@ -226,6 +226,7 @@ fn a_run_restored_from_a_snapshot_keeps_the_retrain_schedule_and_deployed_versio
     let snapshots = |restore: Option<Restore>| SnapshotConfig {
         every_ms: every,
         restore: restore.map(Arc::new),
+        ..SnapshotConfig::default()
     };
     let (whole, decided) = run_with(&[a, b], 2, 2, |_| Duration::ZERO, snapshots(None));
     assert!(decided.len() >= 3, "{decided:?}");

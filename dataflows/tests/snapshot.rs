@@ -382,11 +382,14 @@ fn stop_cuts_asked_mid_run_restore_like_never_stopping() {
         cuts.windows(2).all(|w| w[0] < w[1]),
         "cuts out of order or repeated: {cuts:?}"
     );
-    assert!(cuts.iter().all(|c| c % STOP_CUT_EVERY_MS == 0), "{cuts:?}");
+    assert!(
+        cuts.iter().all(|c| c.is_multiple_of(STOP_CUT_EVERY_MS)),
+        "{cuts:?}"
+    );
     // After the ask, cuts come between the interval's (the first of them
     // right after pieces taken on the interval's grid).
     let fine: Vec<usize> = (0..cuts.len())
-        .filter(|&i| cuts[i] % EVERY_MS != 0)
+        .filter(|&i| !cuts[i].is_multiple_of(EVERY_MS))
         .collect();
     assert!(fine.len() >= 3, "too few stop cuts: {cuts:?}");
     let (first, last) = (fine[0], fine[fine.len() - 1]);

@@ -340,7 +340,7 @@ impl Warehouse {
     /// checkpoint, keeping the outcome for [`Warehouse::take_checkpoints`].
     async fn checkpoint(&mut self, name: &'static str) {
         let table = self.tables.get_mut(name).expect("every table is open");
-        let version = table.version().map_or(0, |v| v.max(0) as u64);
+        let version = table.version().unwrap_or(0);
         let started_ms = crate::now_ms();
         let start = std::time::Instant::now();
         let error = checkpoint_and_reload(name, table, version).await.err();

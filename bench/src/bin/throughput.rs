@@ -103,7 +103,7 @@ fn config(
         },
         snapshot: dataflows::SnapshotConfig {
             every_ms: snapshot_every_ms,
-            restore: None,
+            ..dataflows::SnapshotConfig::default()
         },
         ..PipelineConfig::default()
     }
