@@ -108,7 +108,10 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
         history_trades_per_sec: HISTORY_TRADES_PER_SEC,
         producer: kafka::ProducerOptions::default(),
     };
-    let feed_stop = stop.clone();
+    // The feed outlives the run's stop: on a signal the run goes on to a
+    // stop snapshot, which needs data (or the idle lag) to move event time.
+    let feed_stop = Stop::new();
+    let stop_feed = feed_stop.clone();
     let feed = std::thread::spawn(move || {
         if let Err(e) = run_sim_feed(&feed_opts, &feed_stop) {
             error!(error = %e, "simulated feed stopped");
@@ -139,6 +142,7 @@ pub fn demo(opts: DemoOptions, stop: Stop) -> Result<RunSummary, Error> {
         stop.clone(),
     );
     stop.trigger();
+    stop_feed.trigger();
     let _ = feed.join();
     drop(broker);
     Ok(result?)

@@ -38,6 +38,21 @@ fn finish(brokers: &str, topic: &str, dir: &Path, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `cryptoflow state list --json` of `data`: one object per snapshot,
+/// newest first.
+fn state_list(data: &Path) -> Vec<serde_json::Value> {
+    let listed = Command::new(common::BIN)
+        .args(["state", "list", "--json", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    common::assert_ok(&listed, "state list");
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
     let dir = temp_dir("cryptoflow-restart");
@@ -95,16 +110,7 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
         let mut bytes = std::fs::read(&path).unwrap();
         damage(&mut bytes);
         std::fs::write(&path, bytes).unwrap();
-        let listed = Command::new(common::BIN)
-            .args(["state", "list", "--json", "--data-dir"])
-            .arg(&copy)
-            .output()
-            .unwrap();
-        common::assert_ok(&listed, "state list");
-        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = state_list(&copy);
         assert!(
             lines[0]["status"].as_str().unwrap().starts_with("corrupt"),
             "{lines:?}"
@@ -190,19 +196,7 @@ fn a_corrupt_newest_snapshot_falls_back_and_an_unknown_format_stops_the_run() {
         "{:?}\n{log}",
         out.status
     );
-    let listed = Command::new(common::BIN)
-        .args(["state", "list", "--json", "--data-dir"])
-        .arg(&stopped)
-        .output()
-        .unwrap();
-    common::assert_ok(&listed, "state list");
-    let newest: serde_json::Value = serde_json::from_str(
-        String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let newest = state_list(&stopped).remove(0);
     assert_eq!(newest["kind"], "stop", "{newest}");
     let stop_epoch = newest["epoch_ms"].as_u64().unwrap();
     assert!(
