@@ -26,8 +26,8 @@ use tracing::warn;
 
 use crate::bars::{bars, Bar, BarConfig, BarsSnapshot, PartialBar};
 use crate::champion::{
-    best_predictions, champions, evaluations, Champion, ChampionConfig, DayEvaluation, SeriesKey,
-    Verdicts,
+    best::{champions_and_best, ChampionsAndBest},
+    evaluations, Champion, ChampionConfig, DayEvaluation, SeriesKey, Verdicts,
 };
 use crate::deploy::{deployments, DeploySetup, DeploySnapshot, ModelRecord};
 use crate::predict::{
@@ -248,9 +248,10 @@ pub fn build<'s, R: RecordReader, S: OutputSink>(
         champion,
         every.clone(),
     );
-    let series = current.clone().map(|p| (p.symbol, p.horizon_bars));
-    let champs = champions(decisions, series);
-    let best = best_predictions(current.clone(), champs.clone());
+    let ChampionsAndBest {
+        champions: champs,
+        best,
+    } = champions_and_best(current.clone(), decisions);
 
     // Every output as a change (output, time, diff). Logs carry the time of
     // their own event; the export never places anything before the message
@@ -437,6 +438,8 @@ fn export<'s, S: OutputSink>(
     // delivery time: (message time, change). The export's snapshot state.
     let mut ahead: BTreeMap<u64, Vec<(u64, Output, isize)>> = BTreeMap::new();
     let mut reported: Option<Option<u64>> = None;
+    // Changes of the last time delivered (before consolidation).
+    let mut last_len: usize = 0;
     // Times before the cut were delivered by the run the state comes from.
     let resume_at = restore.filter(|_| leader).map_or(0, |r| r.cut);
     let mut pieced: u64 = resume_at;
@@ -481,7 +484,14 @@ fn export<'s, S: OutputSink>(
                             .or_default()
                             .push((msg_time, out.clone(), d));
                     }
-                    stash.entry(at).or_default().push((out, d));
+                    // A time that fills up grows at once to the size of the
+                    // last delivery (times are alike) instead of doubling,
+                    // which copies its outputs again each time.
+                    let v = stash.entry(at).or_default();
+                    if v.len() == v.capacity() && v.len() >= 64 {
+                        v.reserve(last_len.saturating_sub(v.len()).max(v.len()));
+                    }
+                    v.push((out, d));
                 }
             });
             piece_input.for_each_stamp(|_cap, data| {
@@ -514,7 +524,8 @@ fn export<'s, S: OutputSink>(
                 // same update stream: consolidating makes a delivery canonical,
                 // independent of batching and worker count.
                 let mut changes = entry.remove();
-                consolidate(&mut changes);
+                last_len = changes.len();
+                consolidate_outputs(&mut changes);
                 if changes.is_empty() {
                     continue;
                 }
@@ -540,6 +551,92 @@ fn export<'s, S: OutputSink>(
             }
         }
     });
+}
+
+impl Output {
+    /// The variant's position in the declaration: where `Ord` puts it.
+    fn rank(&self) -> u64 {
+        match self {
+            Output::Bar(_) => 0,
+            Output::Prediction(_) => 1,
+            Output::Score(_) => 2,
+            Output::Features(_) => 3,
+            Output::Reject(_) => 4,
+            Output::Evaluation(_) => 5,
+            Output::Champion(..) => 6,
+            Output::Best(..) => 7,
+            Output::Model(_) => 8,
+        }
+    }
+
+    /// The symbol, for the variants whose first field (what `Ord` compares
+    /// right after the variant) it is.
+    fn lead_symbol(&self) -> Option<&str> {
+        match self {
+            Output::Bar(b) => Some(&b.symbol),
+            Output::Prediction(p) | Output::Best(p, _) => Some(&p.symbol),
+            Output::Score(s) => Some(&s.score.symbol),
+            Output::Features(f) => Some(&f.symbol),
+            Output::Evaluation(e) => Some(&e.symbol),
+            Output::Champion((symbol, _), _) => Some(symbol),
+            Output::Reject(_) | Output::Model(_) => None,
+        }
+    }
+}
+
+/// Sorts `changes` in `Output`'s order, sums the diffs of equal outputs
+/// and drops zeros: differential's `consolidate`, with fewer deep
+/// comparisons and moves. One time's changes are thousands of outputs of
+/// a few hundred bytes whose comparisons start with String compares of
+/// the symbol; this sorts indices by (variant, rank of the symbol among
+/// the time's symbols), which orders exactly as `Output`'s own `Ord`
+/// does on that prefix, compares whole outputs only within a (variant,
+/// symbol), and moves each output once.
+pub fn consolidate_outputs(changes: &mut Vec<(Output, isize)>) {
+    if changes.len() < 32 {
+        consolidate(changes);
+        return;
+    }
+    let mut ranks: foldhash::HashMap<&str, u64> = foldhash::HashMap::default();
+    for (o, _) in changes.iter() {
+        if let Some(s) = o.lead_symbol() {
+            ranks.entry(s).or_insert(0);
+        }
+    }
+    let mut symbols: Vec<&str> = ranks.keys().copied().collect();
+    symbols.sort_unstable();
+    for (i, s) in symbols.into_iter().enumerate() {
+        ranks.insert(s, i as u64);
+    }
+    let mut order: Vec<(u64, u32)> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (o, _))| {
+            let symbol = o.lead_symbol().map_or(0, |s| ranks[s]);
+            ((o.rank() << 40) | symbol, i as u32)
+        })
+        .collect();
+    drop(ranks);
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| changes[a.1 as usize].0.cmp(&changes[b.1 as usize].0))
+    });
+    let mut slots: Vec<Option<(Output, isize)>> = changes.drain(..).map(Some).collect();
+    for (_, i) in order {
+        let (o, d) = slots[i as usize].take().expect("each index once");
+        match changes.last_mut() {
+            Some((last, sum)) if *last == o => *sum += d,
+            _ => {
+                if changes.last().is_some_and(|(_, sum)| *sum == 0) {
+                    changes.pop();
+                }
+                changes.push((o, d));
+            }
+        }
+    }
+    if changes.last().is_some_and(|(_, sum)| *sum == 0) {
+        changes.pop();
+    }
 }
 
 /// The export's piece for the cuts in `(after, upto]` if one lies there:
@@ -613,4 +710,42 @@ fn paced_source<'s, R: RecordReader>(
         Some(probe.clone()),
         snapshot_every,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::champion::best::seed;
+    use crate::sim::{random_bars, Rng};
+
+    /// On a time's worth of mixed outputs (several variants and symbols,
+    /// some equal with opposite or repeated diffs), in shuffled order, the
+    /// fast consolidation gives differential's result, order included.
+    #[test]
+    fn consolidating_outputs_matches_differential() {
+        let mut rng = Rng::new(7);
+        let symbols = ["ZZ-USD", "A-B", "BTC-USDT", "AB-C", "A-BB"];
+        for n in [0, 1, 31, 33, 500, 3_000] {
+            let mut changes: Vec<(Output, isize)> = Vec::new();
+            for (i, mut bar) in random_bars(n as u64, n).into_iter().enumerate() {
+                let symbol = symbols[(rng.next_u64() % 5) as usize];
+                bar.symbol = symbol.to_string();
+                bar.end_ms = 1_000 * (i as u64 % 7);
+                let d = if rng.uniform() < 0.5 { 1 } else { -1 };
+                let champion = Output::Champion((symbol.to_string(), i as u32 % 3), seed());
+                changes.push((champion, d));
+                if rng.uniform() < 0.3 {
+                    changes.push((Output::Bar(bar.clone()), -d));
+                }
+                changes.push((Output::Bar(bar), d));
+            }
+            for i in (1..changes.len()).rev() {
+                changes.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+            }
+            let mut want = changes.clone();
+            consolidate(&mut want);
+            consolidate_outputs(&mut changes);
+            assert_eq!(changes, want, "{n} bars");
+        }
+    }
 }

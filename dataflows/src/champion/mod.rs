@@ -18,15 +18,19 @@
 //! operator in event time rather than a `reduce` over all days: O(1) work
 //! per series and day instead of replaying the history every day.
 //!
-//! The `Champion` reduce takes, per (symbol, horizon), the decision of the
-//! latest evaluated day; before any day is complete the champion is
-//! persistence. Best predictions are `current predictions ⋈ champion`,
-//! maintained incrementally, retractions included, when either side changes.
+//! The champion of a (symbol, horizon) is the decision of the latest
+//! evaluated day; before any day is complete it is persistence. Best
+//! predictions are `current predictions ⋈ champion`, maintained
+//! incrementally, retractions included, when either side changes. The
+//! pipeline keeps both with one operator per worker ([`best`]);
+//! [`champions`] and [`best_predictions`] say the same in differential
+//! terms and are the oracle its test compares with.
 //!
 //! Never: judge a model on a score before its day has ended, use anything
 //! but model names and their sums, or let a learned model be champion
 //! without a significant win over persistence in the window.
 
+pub mod best;
 pub mod rule;
 pub mod stats;
 
@@ -154,17 +158,8 @@ impl SeriesState {
         let h = s.horizon_bars.max(1);
         let bar_ms = (s.target_at_ms.saturating_sub(s.made_at_ms)) / u64::from(h);
         let d = loss_difference(s);
-        let lag = self
-            .lags
-            .entry(s.model.clone())
-            .or_default()
-            .push(s.made_at_ms, bar_ms, h, d);
-        self.open
-            .entry(day)
-            .or_default()
-            .entry(s.model.clone())
-            .or_default()
-            .add(&DayStats::of(s, d, lag));
+        let lag = probe(&mut self.lags, &s.model).push(s.made_at_ms, bar_ms, h, d);
+        probe(self.open.entry(day).or_default(), &s.model).add(&DayStats::of(s, d, lag));
     }
 
     /// Closes `day` (if the series had scores on it): the day's rows and
@@ -229,6 +224,15 @@ impl SeriesState {
             self.window.pop_front();
         }
     }
+}
+
+/// The entry of `model` in `map`, inserted as the default if absent; the
+/// name is copied only then (once per model, not once per score).
+fn probe<'a, V: Default>(map: &'a mut BTreeMap<String, V>, model: &str) -> &'a mut V {
+    if !map.contains_key(model) {
+        map.insert(model.to_string(), V::default());
+    }
+    map.get_mut(model).expect("inserted")
 }
 
 /// A model's row for one day, from that day's sums.
@@ -409,11 +413,17 @@ pub fn evaluations<'s>(
                             b.made_at_ms,
                         ))
                     });
-                    for s in &scores {
-                        series
-                            .entry((s.symbol.clone(), s.horizon_bars))
-                            .or_insert_with(SeriesState::new)
-                            .add(s, day);
+                    // Sorted: each series' scores are one run, found once.
+                    let same = |a: &Score, b: &Score| {
+                        a.horizon_bars == b.horizon_bars && a.symbol == b.symbol
+                    };
+                    for run in scores.chunk_by(same) {
+                        let st = series
+                            .entry((run[0].symbol.clone(), run[0].horizon_bars))
+                            .or_insert_with(SeriesState::new);
+                        for s in run {
+                            st.add(s, day);
+                        }
                     }
                 } else {
                     let cap = day_ends.remove(&at).expect("first key");
@@ -453,22 +463,14 @@ pub fn evaluations<'s>(
 }
 
 /// The champion per (symbol, horizon): the decision of the latest evaluated
-/// day, or persistence for a series (seen in `series`) with none yet.
+/// day, or persistence for a series (seen in `series`) with none yet. The
+/// differential formulation of [`best::champions_and_best`]'s first half,
+/// kept as its oracle.
 pub fn champions<'s>(
     decisions: VecCollection<'s, u64, (SeriesKey, (i32, Champion)), isize>,
     series: VecCollection<'s, u64, SeriesKey, isize>,
 ) -> VecCollection<'s, u64, (SeriesKey, Champion), isize> {
-    let seeds = series.map(|key| {
-        let c = Champion {
-            model: PERSISTENCE.into(),
-            since_ms: 0,
-            day: None,
-            skill: F64(0.0),
-            samples: 0,
-            reason: "no completed day yet: the baseline is champion".into(),
-        };
-        (key, (i32::MIN, c))
-    });
+    let seeds = series.map(|key| (key, (i32::MIN, best::seed())));
     decisions
         .concat(seeds)
         .reduce_named("Champion", |_key, input, output| {
@@ -478,7 +480,9 @@ pub fn champions<'s>(
         })
 }
 
-/// Best predictions: the current prediction of each series' champion.
+/// Best predictions: the current prediction of each series' champion. The
+/// differential formulation of [`best::champions_and_best`]'s second half,
+/// kept as its oracle.
 pub fn best_predictions<'s>(
     current: VecCollection<'s, u64, Prediction, isize>,
     champions: VecCollection<'s, u64, (SeriesKey, Champion), isize>,

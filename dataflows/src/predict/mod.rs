@@ -546,9 +546,10 @@ pub fn predictor<'s>(
                 }
                 bars.sort_by(|a, b| (a.end_ms, &a.symbol).cmp(&(b.end_ms, &b.symbol)));
                 for bar in &bars {
-                    let st = symbols
-                        .entry(bar.symbol.clone())
-                        .or_insert_with(|| SymbolState::new(&config));
+                    if !symbols.contains_key(&bar.symbol) {
+                        symbols.insert(bar.symbol.clone(), SymbolState::new(&config));
+                    }
+                    let st = symbols.get_mut(&bar.symbol).expect("inserted");
                     on_bar(st, bar, &mut out);
                 }
                 current
