@@ -46,7 +46,7 @@
 //!
 //! This operator never panics on input; a reader error is logged and retried.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -322,7 +322,7 @@ pub fn tick_source<'s, R: RecordReader>(
         // Clock time the source paused at, while it is paused.
         let mut paused_at: Option<u64> = None;
         // Partial bars not yet sent, by (bar end, partition), then symbol.
-        let mut open: BTreeMap<(u64, i32), HashMap<String, PartialBar>> = BTreeMap::new();
+        let mut open: Open = BTreeMap::new();
         move |frontiers| {
             if restoring {
                 let now = clock();
@@ -568,10 +568,14 @@ pub fn tick_source<'s, R: RecordReader>(
     (partials, rejects, pieces)
 }
 
+/// Partial bars not yet sent, by (bar end, partition), then symbol
+/// (probed once per tick: a fast hash).
+type Open = BTreeMap<(u64, i32), foldhash::HashMap<String, PartialBar>>;
+
 /// The source's state for a piece: per partition, its [`PartitionSnapshot`].
 fn source_entries(
     partitions: &BTreeMap<i32, PartitionState>,
-    open: &BTreeMap<(u64, i32), HashMap<String, PartialBar>>,
+    open: &Open,
     idle: impl Fn(&PartitionState) -> bool,
 ) -> Vec<Entry> {
     partitions
@@ -590,10 +594,7 @@ fn source_entries(
 }
 
 /// Partition `p`'s partial bars not yet sent, by (end, symbol).
-fn partials_of(
-    open: &BTreeMap<(u64, i32), HashMap<String, PartialBar>>,
-    p: i32,
-) -> Vec<PartialBar> {
+fn partials_of(open: &Open, p: i32) -> Vec<PartialBar> {
     let mut out: Vec<PartialBar> = open
         .iter()
         .filter(|((_, q), _)| *q == p)
@@ -605,11 +606,7 @@ fn partials_of(
 
 /// Sends every partial bar that ends at or before `upto` (no tick of it can
 /// be accepted once the capability is there).
-fn send_partials(
-    open: &mut BTreeMap<(u64, i32), HashMap<String, PartialBar>>,
-    upto: u64,
-    mut give: impl FnMut(PartialBar),
-) {
+fn send_partials(open: &mut Open, upto: u64, mut give: impl FnMut(PartialBar)) {
     while let Some(entry) = open.first_entry() {
         if entry.key().0 > upto {
             break;
