@@ -27,10 +27,14 @@ extern "C" {
 /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t`.
 const MI_OPTION_PURGE_DELAY: c_int = 15;
 
-/// Never hand freed pages back to the OS (purge delay −1). Call it first
-/// thing in `main` of a program whose global allocator is
-/// `mimalloc::MiMalloc`.
+/// Never hand freed pages back to the OS (purge delay −1), unless the
+/// environment chose a delay (`MIMALLOC_PURGE_DELAY`, in ms, which mimalloc
+/// reads itself). Call it first thing in `main` of a program whose global
+/// allocator is `mimalloc::MiMalloc`.
 pub fn keep_freed_pages() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: a plain setter of a process-wide option, valid at any time
     // and from any thread; both arguments are integers.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
