@@ -3,7 +3,6 @@
 //! simulated feed, history replay, and the `run` / `demo` entry points used by the binary,
 //! the integration tests and the benchmarks.
 
-pub mod allocator;
 pub mod backoff;
 pub mod broker;
 pub mod cluster;

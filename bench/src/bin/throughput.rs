@@ -270,7 +270,6 @@ fn consumer_ceiling(
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    cryptoflow::allocator::keep_freed_pages();
     let args = Args::parse();
     let data = payloads(&args)?;
     let parts = args.partitions;
