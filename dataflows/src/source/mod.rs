@@ -31,6 +31,18 @@
 //! idle clock stops while paused (a partition does not turn idle because
 //! the source chose not to read it).
 //!
+//! Reading is not the only flood. A partition that holds time back (empty,
+//! or ended but not idle for `idle_timeout` yet) leaves the capability where
+//! it is while the other partitions are read to their ends: in the demo's
+//! catch-up, a day and a half of history is read in under a second. So
+//! the capability follows the time the watermarks allow in steps of at
+//! most `max_ahead_ms` past the oldest bar still open, each step subject
+//! to the pause above, and so does the end of a bounded input; otherwise
+//! every bar read so far would leave at once and the whole history would
+//! be in flight downstream (9.6 GB resident in the demo). Lateness is still
+//! judged against the time the watermarks allow, not the stepped
+//! capability, so the steps change the pace and nothing else.
+//!
 //! Which worker reads which partition is decided by the caller with
 //! [`owns_partition`], a pure function of (partition, worker index, peers).
 //!
@@ -323,6 +335,9 @@ pub fn tick_source<'s, R: RecordReader>(
         let mut paused_at: Option<u64> = None;
         // Partial bars not yet sent, by (bar end, partition), then symbol.
         let mut open: Open = BTreeMap::new();
+        // The time the partitions' watermarks allow (lateness is judged
+        // against it); the capability follows it in paced steps.
+        let mut allowed: u64 = 0;
         move |frontiers| {
             if restoring {
                 let now = clock();
@@ -366,6 +381,7 @@ pub fn tick_source<'s, R: RecordReader>(
                 // their ends), and moves on.
                 if let (Some(cut), Some((c, _))) = (restored, cap.as_mut()) {
                     c.downgrade(&cut);
+                    allowed = cut;
                 }
             }
             let Some((c, piece_cap)) = cap.as_mut() else {
@@ -448,18 +464,18 @@ pub fn tick_source<'s, R: RecordReader>(
                         st.eof_since = None;
                         // The partition's watermark places rejects in event time.
                         let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
-                        let at = wm.max(*c.time());
+                        let at = wm.max(allowed);
                         match decode(&rec.payload, rec.pos, limits) {
                             Err(mut reject) => {
                                 reject.at_ms = at;
                                 output.session(&*c).give(Err(*reject))
                             }
                             Ok(tick) => {
-                                if tick.ts_ms < wm || tick.ts_ms < *c.time() {
+                                if tick.ts_ms < wm || tick.ts_ms < allowed {
                                     let detail = format!(
                                         "ts {} is behind the watermark {} (allowed lateness {} ms)",
                                         tick.ts_ms,
-                                        wm.max(*c.time()),
+                                        wm.max(allowed),
                                         lateness_ms
                                     );
                                     let mut reject =
@@ -510,52 +526,72 @@ pub fn tick_source<'s, R: RecordReader>(
                     read.clear();
                 }
             }
-            if reader.finished() {
-                let mut session = output.session(&*c);
-                send_partials(&mut open, u64::MAX, |p| session.give(Ok(p)));
-                drop(session);
-                // Nothing more will be read: the state now holds for every
-                // later cut (how far one completes is up to the operators
-                // downstream, which piece no cut past their last frontier).
-                if snapshot_every.is_some() {
-                    let piece = Piece::timed(Op::Source, worker, *c.time(), || {
-                        (u64::MAX, source_entries(&partitions, &open, |_| true))
-                    });
-                    piece_out.activate().session(&*piece_cap).give(piece);
-                }
-                cap = None;
-                return;
-            }
-            // Advance time to the least watermark of the partitions that are not idle.
+            // Time may advance to the least watermark of the partitions that
+            // are not idle; to the end of time once the reader has finished.
+            let finished = reader.finished();
             let idle_ms = idle_timeout.as_millis() as u64;
             let idle = |st: &PartitionState| {
-                st.eof_since
-                    .is_some_and(|t| now.saturating_sub(t) >= idle_ms)
+                finished
+                    || st
+                        .eof_since
+                        .is_some_and(|t| now.saturating_sub(t) >= idle_ms)
             };
             let active_min = partitions
                 .values()
                 .filter(|st| !idle(st))
                 .map(|st| st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms)))
                 .min();
-            let target = match (active_min, idle_lag_ms) {
+            allowed = allowed.max(match (active_min, idle_lag_ms) {
+                _ if finished => u64::MAX,
                 (Some(wm), _) => wm,
                 (None, Some(lag)) => now.saturating_sub(lag),
-                (None, None) => *c.time(),
+                (None, None) => allowed,
+            });
+            // The capability follows in steps of `max_ahead_ms` past the
+            // oldest open bar, so what a long jump releases is paced like
+            // reading is: a partition that held time back (empty, or ended
+            // but not idle yet) while the others were read far ahead, or the
+            // end of the input, would otherwise send every bar read so far
+            // at once, and the whole history would be in flight downstream.
+            let step = match (&pace, open.keys().next()) {
+                (Some((_, ahead)), Some(&(end, _))) => {
+                    allowed.min(end.max(*c.time()).saturating_add((*ahead).max(1)))
+                }
+                _ => allowed,
             };
-            if target > *c.time() {
+            if step > *c.time() {
                 let mut session = output.session(&*c);
-                send_partials(&mut open, target, |p| session.give(Ok(p)));
+                send_partials(&mut open, step, |p| session.give(Ok(p)));
                 drop(session);
+                if finished && open.is_empty() {
+                    // Nothing more will be read: the state now holds for
+                    // every later cut (how far one completes is up to the
+                    // operators downstream, which piece no cut past their
+                    // last frontier).
+                    if snapshot_every.is_some() {
+                        let piece = Piece::timed(Op::Source, worker, *c.time(), || {
+                            (u64::MAX, source_entries(&partitions, &open, idle))
+                        });
+                        piece_out.activate().session(&*piece_cap).give(piece);
+                    }
+                    cap = None;
+                    return;
+                }
                 if snapshot_every
                     .as_ref()
-                    .is_some_and(|cuts| cuts.crosses(*c.time(), target))
+                    .is_some_and(|cuts| cuts.crosses(*c.time(), step))
                 {
                     let piece = Piece::timed(Op::Source, worker, *c.time(), || {
-                        (target, source_entries(&partitions, &open, idle))
+                        (step, source_entries(&partitions, &open, idle))
                     });
                     piece_out.activate().session(&*piece_cap).give(piece);
                 }
-                c.downgrade(&target);
+                c.downgrade(&step);
+            }
+            if step < allowed {
+                // More to release: at once, unless the pace says wait.
+                activator.activate();
+                return;
             }
             if got_records {
                 activator.activate();
