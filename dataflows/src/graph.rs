@@ -716,15 +716,37 @@ fn paced_source<'s, R: RecordReader>(
 mod tests {
     use super::*;
     use crate::champion::best::seed;
+    use crate::num::F64;
+    use crate::predict::{Prediction, Score, Scored};
     use crate::sim::{random_bars, Rng};
 
-    /// On a time's worth of mixed outputs (several variants and symbols,
-    /// some equal with opposite or repeated diffs), in shuffled order, the
-    /// fast consolidation gives differential's result, order included.
+    fn prediction(symbol: &str, horizon_bars: u32, model: &str, made: u64) -> Prediction {
+        Prediction {
+            symbol: symbol.to_string(),
+            horizon_bars,
+            model: model.to_string(),
+            horizon_ms: u64::from(horizon_bars) * 1_000,
+            made_at_ms: made * 1_000,
+            target_at_ms: (made + u64::from(horizon_bars)) * 1_000,
+            base_price: F64(1.0),
+            predicted_return: F64(made as f64 * 1e-4),
+            predicted_price: F64(1.0),
+            direction_prob: None,
+            interval_low: None,
+            interval_high: None,
+            batch: None,
+        }
+    }
+
+    /// On a time's worth of mixed outputs (several variants, symbols,
+    /// horizons and models, some equal with opposite or repeated diffs),
+    /// in shuffled order, the fast consolidation gives differential's
+    /// result, order included.
     #[test]
     fn consolidating_outputs_matches_differential() {
         let mut rng = Rng::new(7);
         let symbols = ["ZZ-USD", "A-B", "BTC-USDT", "AB-C", "A-BB"];
+        let models = ["ar", "ar2", "AR", "b", "persistence"];
         for n in [0, 1, 31, 33, 500, 3_000] {
             let mut changes: Vec<(Output, isize)> = Vec::new();
             for (i, mut bar) in random_bars(n as u64, n).into_iter().enumerate() {
@@ -734,6 +756,24 @@ mod tests {
                 let d = if rng.uniform() < 0.5 { 1 } else { -1 };
                 let champion = Output::Champion((symbol.to_string(), i as u32 % 3), seed());
                 changes.push((champion, d));
+                let model = models[(rng.next_u64() % 5) as usize];
+                let p = prediction(symbol, (rng.next_u64() % 3) as u32, model, i as u64 % 4);
+                let score = Scored {
+                    score: Score {
+                        symbol: symbol.to_string(),
+                        horizon_bars: p.horizon_bars,
+                        model: model.to_string(),
+                        made_at_ms: p.made_at_ms,
+                        target_at_ms: p.target_at_ms,
+                        predicted_return: p.predicted_return,
+                        realized_return: F64(0.0),
+                        covered: None,
+                    },
+                    batch: None,
+                };
+                changes.push((Output::Score(score), 1));
+                changes.push((Output::Best(p.clone(), seed()), d));
+                changes.push((Output::Prediction(p), 1));
                 if rng.uniform() < 0.3 {
                     changes.push((Output::Bar(bar.clone()), -d));
                 }
