@@ -21,7 +21,10 @@
 #   full-zoo    the same with every online model and 3 horizons;
 #   bars-only   `--stages bars`: source, validation and bars alone;
 #   product     `replay`: the real `cryptoflow run --until-end -w 2`, Kafka in
-#               (a local tansu broker), the full zoo, every table to Delta.
+#               (a local tansu broker), the full zoo, every table to Delta;
+#               each run next to the bare Kafka consumers' ceiling on the same
+#               topic (`of_ceiling`), and again as a 2-process cluster of one
+#               worker each (`cryptoflow cluster -P 2 -W 1`).
 #
 # Env: PEERS_TICKS (1000000) PEERS_SYMBOLS (100) PEERS_SEED (42)
 #      PEERS_VENV ($HOME/.cache/cryptoflow/peers-venv) PEERS_SKIP_PEERS=1 (ours only)
@@ -79,7 +82,7 @@ echo "peers: cryptoflow bars-only" >&2
 "${T[@]}" --stages bars --label bars-only | emit
 if [ "${PEERS_SKIP_PRODUCT:-0}" != 1 ]; then
   echo "peers: cryptoflow product path (Kafka in, Delta out, run --until-end -w 2)" >&2
-  "$bin/replay" --input "$ticks" --ticks "$N" --workers 2 | emit
+  "$bin/replay" --input "$ticks" --ticks "$N" --layouts 1x2,2x1 | emit
 fi
 
 "$PY" - "$out" <<'EOF'
@@ -91,8 +94,11 @@ best = lambda rs: max((r["ticks_per_sec"] for r in rs), default=None)
 ratio = lambda a, b: round(a / b, 2) if a and b else None
 fastest = max(peers, key=lambda r: r["ticks_per_s"], default=None)
 peer_rate = fastest["ticks_per_s"] if fastest else None
-product = [r for r in rows if r.get("bench") == "replay"]
+layout = lambda p, w: [r for r in rows if r.get("bench") == "replay"
+                       and r.get("processes", 1) == p and r["workers"] == w]
+product, cluster = layout(1, 2), layout(2, 1)
 product_rate = product[-1]["ticks_per_sec"] if product else None
+cluster_rate = cluster[-1]["ticks_per_sec"] if cluster else None
 print(json.dumps({
     "bench": "peers-ratios",
     "fastest_peer": fastest["system"] if fastest else None,
@@ -104,5 +110,8 @@ print(json.dumps({
     "bars_only_ticks_per_sec": best(ours("bars-only")),
     "product_ticks_per_sec": product_rate,
     "product_vs_fastest_peer": ratio(product_rate, peer_rate),
+    "product_of_consumer_ceiling": product[-1]["of_ceiling"] if product else None,
+    "two_processes_ticks_per_sec": cluster_rate,
+    "two_processes_vs_two_workers": ratio(cluster_rate, product_rate),
 }))
 EOF

@@ -13,6 +13,25 @@
 //! What it shows: with flow control (the source paced by the export, a
 //! bounded router queue) peak memory should stop growing with the length
 //! of the replay once the per-symbol windows of the live view are full.
+//!
+//! The Kafka ceiling, in the same run on the same broker and topic: before
+//! each `run`, this process reads the topic as bare consumers would, one
+//! thread per worker with the run's own partition assignment and reader
+//! ([`KafkaReader`], which copies each payload out of librdkafka as the
+//! run's does), and only parses and validates each record (`decode`). It
+//! prints a `"bench": "consumer"` line, and the run's line carries
+//! `of_ceiling`, its ticks/s over the consumer's. The consumer's figure
+//! has no process start, warehouse opening or final commit in it; the
+//! run's has all three, as a user's backtest does.
+//!
+//! Layouts: `--layouts 1x2,2x1` runs each prefix once per layout, P
+//! processes of W workers each; P > 1 goes through `cryptoflow cluster`
+//! (the launcher a user runs, on loopback ports), which starts P `run`
+//! processes; the launcher gives every process but the first `--no-http`
+//! itself, so the first serves HTTP on a free loopback port (a single
+//! process runs with `--no-http`; serving costs nothing measurable when
+//! nobody asks, see the README's dashboard throughput). A cluster's peak memory is the sum of each process's own
+//! peak (launcher included), an upper bound on what they held at once.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +41,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use cryptoflow::broker::Broker;
+use cryptoflow::kafka::{KafkaReader, StartFrom};
+use dataflows::source::{RecordReader, SourceEvent, DEFAULT_MAX_FUTURE_MS};
+use dataflows::tick::{decode, ValidationLimits};
 
 #[derive(Parser)]
 struct Args {
@@ -32,12 +54,39 @@ struct Args {
     /// Prefix lengths to replay, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "250000,1000000")]
     ticks: Vec<usize>,
-    /// Worker threads of the run.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    /// Layouts to run, comma separated: PxW is P processes of W workers
+    /// (1x2: one process, two workers; 2x1: a two-process cluster).
+    #[arg(long, value_delimiter = ',', default_value = "1x2", value_parser = layout)]
+    layouts: Vec<(usize, usize)>,
     /// Partitions of each topic.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
+}
+
+/// "PxW" as (processes, workers per process).
+fn layout(s: &str) -> Result<(usize, usize), String> {
+    let parse = |v: Option<&str>| v.and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0);
+    let mut parts = s.split('x');
+    match (parse(parts.next()), parse(parts.next()), parts.next()) {
+        (Some(p), Some(w), None) => Ok((p, w)),
+        _ => Err(format!("{s:?} is not PxW (e.g. 1x2 or 2x1)")),
+    }
+}
+
+/// A loopback port with the next one free too, nothing listening on either
+/// right now (a cluster's timely ports are base, base + 1, …).
+fn free_ports(count: u16) -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if base < 65_000
+            && (1..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return Ok(base);
+        }
+    }
+    bail!("no {count} consecutive free loopback ports")
 }
 
 /// The first `n` lines of `input` into `out`.
@@ -64,6 +113,162 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Samples the peak resident memory of `pid` and its live descendants
+/// into `peaks` (by pid, so a process's peak counts once however often it
+/// is seen).
+fn sample_tree(pid: u32, peaks: &mut std::collections::BTreeMap<u32, f64>) {
+    if let Some(mb) = peak_rss_mb(pid) {
+        let peak = peaks.entry(pid).or_insert(0.0);
+        *peak = peak.max(mb);
+    }
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+    for child in children.unwrap_or_default().split_whitespace() {
+        if let Ok(child) = child.parse() {
+            sample_tree(child, peaks);
+        }
+    }
+}
+
+/// Reads `topic` to its end on `workers` threads, each with the
+/// partitions and the reader a run's worker has, decoding every record;
+/// returns (records, ticks accepted, seconds).
+fn consume(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    workers: usize,
+) -> anyhow::Result<(u64, u64, f64)> {
+    let start = Instant::now();
+    let threads: Vec<_> = (0..workers)
+        .map(|index| {
+            let mut reader = KafkaReader::new(
+                brokers,
+                topic,
+                partitions,
+                index,
+                workers,
+                StartFrom::Earliest,
+                true,
+            )?;
+            Ok(std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
+                let limits = ValidationLimits {
+                    now_ms: cryptoflow::now_ms(),
+                    max_future_ms: DEFAULT_MAX_FUTURE_MS,
+                };
+                let (mut records, mut ticks) = (0u64, 0u64);
+                let mut events = Vec::with_capacity(4096);
+                let deadline = Instant::now() + Duration::from_secs(600);
+                while !reader.finished() {
+                    if Instant::now() > deadline {
+                        bail!("worker {index} did not reach the end of its partitions in 10 min");
+                    }
+                    events.clear();
+                    reader.poll(4096, &mut events).map_err(anyhow::Error::msg)?;
+                    for event in &events {
+                        if let SourceEvent::Record(r) = event {
+                            records += 1;
+                            ticks += u64::from(decode(&r.payload, r.pos, limits).is_ok());
+                        }
+                    }
+                }
+                Ok((records, ticks))
+            }))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (mut records, mut ticks) = (0, 0);
+    for t in threads {
+        let (r, k) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a consumer thread panicked"))??;
+        records += r;
+        ticks += k;
+    }
+    Ok((records, ticks, start.elapsed().as_secs_f64()))
+}
+
+/// One layout over one loaded prefix: the bare consumers' ceiling, then
+/// the run, each printed as a JSON line.
+#[allow(clippy::too_many_arguments)]
+fn replay_once(
+    args: &Args,
+    bin: &Path,
+    brokers: &str,
+    dir: &Path,
+    topic: &str,
+    n: usize,
+    processes: usize,
+    workers: usize,
+) -> anyhow::Result<()> {
+    let total = processes * workers;
+    let (records, accepted, secs) = consume(brokers, topic, args.partitions, total)?;
+    if records != n as u64 {
+        bail!("the consumers read {records} of {n} records");
+    }
+    let ceiling = n as f64 / secs;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "consumer",
+            "input": args.input.display().to_string(),
+            "ticks": n,
+            "accepted": accepted,
+            "workers": total,
+            "seconds": (secs * 1e3).round() / 1e3,
+            "ticks_per_sec": ceiling.round(),
+        })
+    );
+    let warehouse = dir.join(format!("warehouse-{n}-{processes}x{workers}"));
+    let mut cmd = Command::new(bin);
+    if processes == 1 {
+        cmd.arg("run")
+            .args(["--workers", &workers.to_string()])
+            .arg("--no-http");
+    } else {
+        cmd.args(["cluster", "--processes", &processes.to_string()])
+            .args(["--workers", &workers.to_string()])
+            .args(["--base-port", &free_ports(processes as u16)?.to_string()])
+            .args([
+                "--health-base-port",
+                &free_ports(processes as u16)?.to_string(),
+            ])
+            .arg("--")
+            .args(["--http", &format!("127.0.0.1:{}", free_ports(1)?)]);
+    }
+    cmd.args(["--brokers", brokers, "--topic", topic])
+        .args(["--until-end", "--data-dir"])
+        .arg(&warehouse);
+    let start = Instant::now();
+    let mut run = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mut peaks = std::collections::BTreeMap::new();
+    let status = loop {
+        sample_tree(run.id(), &mut peaks);
+        if let Some(status) = run.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("run over {n} ticks as {processes}x{workers} failed ({status})");
+    }
+    std::fs::remove_dir_all(&warehouse)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "replay",
+            "input": args.input.display().to_string(),
+            "ticks": n,
+            "processes": processes,
+            "workers": workers,
+            "seconds": (seconds * 1e3).round() / 1e3,
+            "ticks_per_sec": (n as f64 / seconds).round(),
+            "of_ceiling": ((n as f64 / seconds) / ceiling * 1e3).round() / 1e3,
+            "rss_peak_mb": peaks.values().sum::<f64>().round(),
+        })
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin = cryptoflow_bench::cryptoflow_bin()?;
@@ -86,43 +291,9 @@ fn main() -> anyhow::Result<()> {
             bail!("loading {n} ticks failed ({loaded})");
         }
         std::fs::remove_file(&file)?;
-        let warehouse = dir.join(format!("warehouse-{n}"));
-        let start = Instant::now();
-        let mut run = Command::new(&bin)
-            .args(["run", "--brokers", &brokers, "--topic", &topic])
-            .args(["--workers", &args.workers.to_string()])
-            .args(["--until-end", "--no-http", "--data-dir"])
-            .arg(&warehouse)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut peak = 0.0f64;
-        let status = loop {
-            if let Some(mb) = peak_rss_mb(run.id()) {
-                peak = peak.max(mb);
-            }
-            if let Some(status) = run.try_wait()? {
-                break status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let seconds = start.elapsed().as_secs_f64();
-        if !status.success() {
-            bail!("run over {n} ticks failed ({status})");
+        for &(processes, workers) in &args.layouts {
+            replay_once(&args, &bin, &brokers, &dir, &topic, n, processes, workers)?;
         }
-        std::fs::remove_dir_all(&warehouse)?;
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "replay",
-                "input": args.input.display().to_string(),
-                "ticks": n,
-                "workers": args.workers,
-                "seconds": (seconds * 1e3).round() / 1e3,
-                "ticks_per_sec": (n as f64 / seconds).round(),
-                "rss_peak_mb": peak.round(),
-            })
-        );
     }
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
