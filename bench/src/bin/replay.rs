@@ -17,12 +17,13 @@
 //! The Kafka ceiling, in the same run on the same broker and topic: before
 //! each `run`, this process reads the topic as bare consumers would, one
 //! thread per worker with the run's own partition assignment and reader
-//! ([`KafkaReader`], which copies each payload out of librdkafka as the
-//! run's does), and only parses and validates each record (`decode`). It
-//! prints a `"bench": "consumer"` line, and the run's line carries
-//! `of_ceiling`, its ticks/s over the consumer's. The consumer's figure
-//! has no process start, warehouse opening or final commit in it; the
-//! run's has all three, as a user's backtest does.
+//! (`KafkaReader`, which copies each payload out of librdkafka as the
+//! run's does), and only parses and validates each record (`decode`;
+//! [`cryptoflow_bench::consumer_ceiling`], shared with the throughput
+//! bench). It prints a `"bench": "consumer"` line, and the run's line
+//! carries `of_ceiling`, its ticks/s over the consumer's. The consumer's
+//! figure has no process start, warehouse opening or final commit in it;
+//! the run's has all three, as a user's backtest does.
 //!
 //! Layouts: `--layouts 1x2,2x1` runs each prefix once per layout, P
 //! processes of W workers each; P > 1 goes through `cryptoflow cluster`
@@ -41,9 +42,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use cryptoflow::broker::Broker;
-use cryptoflow::kafka::{KafkaReader, StartFrom};
-use dataflows::source::{RecordReader, SourceEvent, DEFAULT_MAX_FUTURE_MS};
-use dataflows::tick::{decode, ValidationLimits};
 
 #[derive(Parser)]
 struct Args {
@@ -129,63 +127,6 @@ fn sample_tree(pid: u32, peaks: &mut std::collections::BTreeMap<u32, f64>) {
     }
 }
 
-/// Reads `topic` to its end on `workers` threads, each with the
-/// partitions and the reader a run's worker has, decoding every record;
-/// returns (records, ticks accepted, seconds).
-fn consume(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    workers: usize,
-) -> anyhow::Result<(u64, u64, f64)> {
-    let start = Instant::now();
-    let threads: Vec<_> = (0..workers)
-        .map(|index| {
-            let mut reader = KafkaReader::new(
-                brokers,
-                topic,
-                partitions,
-                index,
-                workers,
-                StartFrom::Earliest,
-                true,
-            )?;
-            Ok(std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
-                let limits = ValidationLimits {
-                    now_ms: cryptoflow::now_ms(),
-                    max_future_ms: DEFAULT_MAX_FUTURE_MS,
-                };
-                let (mut records, mut ticks) = (0u64, 0u64);
-                let mut events = Vec::with_capacity(4096);
-                let deadline = Instant::now() + Duration::from_secs(600);
-                while !reader.finished() {
-                    if Instant::now() > deadline {
-                        bail!("worker {index} did not reach the end of its partitions in 10 min");
-                    }
-                    events.clear();
-                    reader.poll(4096, &mut events).map_err(anyhow::Error::msg)?;
-                    for event in &events {
-                        if let SourceEvent::Record(r) = event {
-                            records += 1;
-                            ticks += u64::from(decode(&r.payload, r.pos, limits).is_ok());
-                        }
-                    }
-                }
-                Ok((records, ticks))
-            }))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let (mut records, mut ticks) = (0, 0);
-    for t in threads {
-        let (r, k) = t
-            .join()
-            .map_err(|_| anyhow::anyhow!("a consumer thread panicked"))??;
-        records += r;
-        ticks += k;
-    }
-    Ok((records, ticks, start.elapsed().as_secs_f64()))
-}
-
 /// One layout over one loaded prefix: the bare consumers' ceiling, then
 /// the run, each printed as a JSON line.
 #[allow(clippy::too_many_arguments)]
@@ -200,7 +141,8 @@ fn replay_once(
     workers: usize,
 ) -> anyhow::Result<()> {
     let total = processes * workers;
-    let (records, accepted, secs) = consume(brokers, topic, args.partitions, total)?;
+    let (records, rejects, secs) =
+        cryptoflow_bench::consumer_ceiling(brokers, topic, args.partitions, total)?;
     if records != n as u64 {
         bail!("the consumers read {records} of {n} records");
     }
@@ -211,7 +153,7 @@ fn replay_once(
             "bench": "consumer",
             "input": args.input.display().to_string(),
             "ticks": n,
-            "accepted": accepted,
+            "accepted": records - rejects,
             "workers": total,
             "seconds": (secs * 1e3).round() / 1e3,
             "ticks_per_sec": ceiling.round(),

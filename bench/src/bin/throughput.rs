@@ -213,66 +213,6 @@ impl Run<'_> {
     }
 }
 
-/// The bare consumer ceiling on `workers` threads: each reads its share
-/// of the partitions to their end with the pipeline's reader and decodes
-/// every record into a tick (historical times: nothing is in the future).
-/// (records read, rejects, seconds).
-fn consumer_ceiling(
-    brokers: &str,
-    topic: &str,
-    parts: i32,
-    workers: usize,
-) -> anyhow::Result<(u64, u64, f64)> {
-    let start = Instant::now();
-    let threads: Vec<_> = (0..workers)
-        .map(|i| {
-            let (brokers, topic) = (brokers.to_string(), topic.to_string());
-            std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
-                use dataflows::source::{RecordReader, SourceEvent};
-                let mut reader = KafkaReader::new(
-                    &brokers,
-                    &topic,
-                    parts,
-                    i,
-                    workers,
-                    StartFrom::Earliest,
-                    true,
-                )?;
-                let limits = dataflows::tick::ValidationLimits {
-                    now_ms: u64::MAX / 2,
-                    max_future_ms: 0,
-                };
-                let (mut records, mut rejects) = (0, 0);
-                let mut events = Vec::with_capacity(4096);
-                while !reader.finished() {
-                    events.clear();
-                    reader.poll(4096, &mut events).map_err(anyhow::Error::msg)?;
-                    if events.is_empty() {
-                        std::thread::sleep(std::time::Duration::from_micros(200));
-                    }
-                    for e in &events {
-                        if let SourceEvent::Record(r) = e {
-                            records += 1;
-                            let tick = dataflows::tick::decode(&r.payload, r.pos, limits);
-                            rejects += u64::from(std::hint::black_box(tick).is_err());
-                        }
-                    }
-                }
-                Ok((records, rejects))
-            })
-        })
-        .collect();
-    let (mut records, mut rejects) = (0, 0);
-    for t in threads {
-        let (r, j) = t
-            .join()
-            .map_err(|_| anyhow::anyhow!("a consumer thread panicked"))??;
-        records += r;
-        rejects += j;
-    }
-    Ok((records, rejects, start.elapsed().as_secs_f64()))
-}
-
 /// The allocator the `cryptoflow` binary runs with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -399,7 +339,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(failed == 0, "{failed} ticks failed to load");
         drop(producer);
         for &w in &args.workers {
-            let ceiling = consumer_ceiling(&brokers, topic, parts, w)?;
+            let ceiling = cryptoflow_bench::consumer_ceiling(&brokers, topic, parts, w)?;
             anyhow::ensure!(
                 ceiling.0 == run.ticks,
                 "the bare consumers read {} of {} records",
