@@ -320,7 +320,9 @@ struct DemoArgs {
 }
 
 /// mimalloc instead of the system allocator: see the dependency's note in
-/// `Cargo.toml` and the measurement in the README.
+/// `Cargo.toml` and the measurement in the README. The `system-alloc`
+/// feature leaves glibc's, for heap profilers.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
