@@ -37,7 +37,7 @@ use timely::dataflow::StreamVec;
 
 use crate::num::{stable_hash, F64};
 use crate::snapshot::{decode, encode, route, Cuts, Entry, Key, Op, Piece, Restored};
-use crate::tick::{Side, Tick};
+use crate::tick::{Side, Tick, TickRef};
 
 /// One closed bar.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,10 +127,10 @@ pub struct PartialBar {
 
 impl PartialBar {
     /// A partial of the bar ending at `end_ms` holding `tick` alone.
-    pub fn new(tick: &Tick, end_ms: u64) -> Self {
+    pub fn new(tick: &TickRef<'_>, end_ms: u64) -> Self {
         let at = (tick.ts_ms, tick.pos.offset, tick.price);
         let mut p = PartialBar {
-            symbol: tick.symbol.clone(),
+            symbol: tick.symbol.to_string(),
             end_ms,
             partition: tick.pos.partition,
             first: at,
@@ -147,7 +147,7 @@ impl PartialBar {
     }
 
     /// Folds in the next tick of the same (symbol, partition, bar), in offset order.
-    pub fn add(&mut self, tick: &Tick) {
+    pub fn add(&mut self, tick: &TickRef<'_>) {
         let at = (tick.ts_ms, tick.pos.offset, tick.price);
         if (at.0, at.1) < (self.first.0, self.first.1) {
             self.first = at;
@@ -160,7 +160,7 @@ impl PartialBar {
         self.sum(tick);
     }
 
-    fn sum(&mut self, tick: &Tick) {
+    fn sum(&mut self, tick: &TickRef<'_>) {
         let (p, s) = (tick.price.0, tick.size.0);
         self.volume.0 += s;
         if tick.side == Side::Buy {

@@ -93,9 +93,9 @@ fn partials_merged_in_any_order_equal_the_definition() {
         let mut partials: BTreeMap<i32, PartialBar> = BTreeMap::new();
         for t in &ticks {
             match partials.get_mut(&t.pos.partition) {
-                Some(p) => p.add(t),
+                Some(p) => p.add(&t.view()),
                 None => {
-                    partials.insert(t.pos.partition, PartialBar::new(t, 2_000));
+                    partials.insert(t.pos.partition, PartialBar::new(&t.view(), 2_000));
                 }
             }
         }

@@ -73,7 +73,9 @@ use tracing::{debug, error, warn};
 use crate::bars::{bar_bounds, PartialBar};
 use crate::progress::{PartitionProgress, SourceProgress};
 use crate::snapshot::{self, encode, route, Cuts, Entry, Key, Op, Piece, Restored};
-use crate::tick::{decode, Position, Reject, RejectReason, ValidationLimits};
+use crate::tick::{
+    decode_fast_ref, decode_reference, Position, Reject, RejectReason, ValidationLimits,
+};
 
 mod memory;
 
@@ -465,37 +467,48 @@ pub fn tick_source<'s, R: RecordReader>(
                         // The partition's watermark places rejects in event time.
                         let wm = st.max_ts.map_or(0, |m| m.saturating_sub(lateness_ms));
                         let at = wm.max(allowed);
-                        match decode(&rec.payload, rec.pos, limits) {
-                            Err(mut reject) => {
-                                reject.at_ms = at;
-                                output.session(&*c).give(Err(*reject))
-                            }
-                            Ok(tick) => {
-                                if tick.ts_ms < wm || tick.ts_ms < allowed {
-                                    let detail = format!(
-                                        "ts {} is behind the watermark {} (allowed lateness {} ms)",
-                                        tick.ts_ms,
-                                        wm.max(allowed),
-                                        lateness_ms
-                                    );
-                                    let mut reject =
-                                        Reject::of_tick(&tick, RejectReason::Late, detail);
+                        // Borrowed from the payload when the scanner is sure
+                        // of it; only a tick the reference decoder had to
+                        // read, a new partial bar or a reject allocates.
+                        let reference;
+                        let tick = match decode_fast_ref(&rec.payload, rec.pos, limits) {
+                            Some(tick) => tick,
+                            None => match decode_reference(&rec.payload, rec.pos, limits) {
+                                Ok(tick) => {
+                                    reference = tick;
+                                    reference.view()
+                                }
+                                Err(mut reject) => {
                                     reject.at_ms = at;
-                                    output.session(&*c).give(Err(reject));
-                                } else {
-                                    st.max_ts =
-                                        Some(st.max_ts.map_or(tick.ts_ms, |m| m.max(tick.ts_ms)));
-                                    // Sent at a capability <= ts before the capability passes
-                                    // the bar's end (below), so bars cannot close without it.
-                                    let (_, end) = bar_bounds(tick.ts_ms, bar_ms);
-                                    let bucket = open.entry((end, tick.pos.partition)).or_default();
-                                    match bucket.get_mut(tick.symbol.as_str()) {
-                                        Some(p) => p.add(&tick),
-                                        None => {
-                                            let p = PartialBar::new(&tick, end);
-                                            bucket.insert(tick.symbol, p);
-                                        }
-                                    }
+                                    output.session(&*c).give(Err(*reject));
+                                    continue;
+                                }
+                            },
+                        };
+                        if tick.ts_ms < wm || tick.ts_ms < allowed {
+                            let detail = format!(
+                                "ts {} is behind the watermark {} (allowed lateness {} ms)",
+                                tick.ts_ms,
+                                wm.max(allowed),
+                                lateness_ms
+                            );
+                            let mut reject =
+                                Reject::of_tick(&tick.to_tick(), RejectReason::Late, detail);
+                            reject.at_ms = at;
+                            output.session(&*c).give(Err(reject));
+                        } else {
+                            st.max_ts = Some(st.max_ts.map_or(tick.ts_ms, |m| m.max(tick.ts_ms)));
+                            // Sent at a capability <= ts before the capability passes
+                            // the bar's end (below), so bars cannot close without it.
+                            let (_, end) = bar_bounds(tick.ts_ms, bar_ms);
+                            let bucket = open.entry((end, tick.pos.partition)).or_default();
+                            match bucket.get_mut(tick.symbol) {
+                                Some(p) => p.add(&tick),
+                                None => {
+                                    bucket.insert(
+                                        tick.symbol.to_string(),
+                                        PartialBar::new(&tick, end),
+                                    );
                                 }
                             }
                         }

@@ -18,7 +18,7 @@ mod scan;
 
 pub use decode::{decode, decode_reference};
 pub use encode::encode_checked;
-pub use scan::decode_fast;
+pub use scan::{decode_fast, decode_fast_ref};
 
 /// Event times before this (2001-09-09) are almost certainly seconds, not ms.
 pub const MIN_PLAUSIBLE_TS_MS: u64 = 1_000_000_000_000;
@@ -123,7 +123,73 @@ pub struct DecimalWireTick<'a> {
     pub trade_id: Option<&'a str>,
 }
 
+/// A validated trade borrowed from its payload: a [`Tick`] without the
+/// three heap strings, for the source, which folds most ticks into a bar
+/// it already holds and so never needs them owned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TickRef<'a> {
+    /// Canonical symbol.
+    pub symbol: &'a str,
+    /// Exchange name.
+    pub exchange: &'a str,
+    /// Event time, epoch milliseconds.
+    pub ts_ms: u64,
+    /// Trade price, > 0 and finite.
+    pub price: F64,
+    /// Trade size in base units, > 0 and finite.
+    pub size: F64,
+    /// Taker side.
+    pub side: Side,
+    /// Exchange trade id, when the producer sent one.
+    pub trade_id: Option<TradeIdRef<'a>>,
+    /// Source position.
+    pub pos: Position,
+}
+
+/// A trade id as the payload holds it: text, or a plain integer (whose
+/// owned form is its canonical decimal, as [`decode_reference`] gives it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TradeIdRef<'a> {
+    /// A JSON string.
+    Text(&'a str),
+    /// A JSON integer.
+    Number(u64),
+}
+
+impl TickRef<'_> {
+    /// The owned tick.
+    pub fn to_tick(&self) -> Tick {
+        Tick {
+            symbol: self.symbol.to_string(),
+            exchange: self.exchange.to_string(),
+            ts_ms: self.ts_ms,
+            price: self.price,
+            size: self.size,
+            side: self.side,
+            trade_id: self.trade_id.map(|id| match id {
+                TradeIdRef::Text(s) => s.to_string(),
+                TradeIdRef::Number(n) => n.to_string(),
+            }),
+            pos: self.pos,
+        }
+    }
+}
+
 impl Tick {
+    /// The tick borrowed.
+    pub fn view(&self) -> TickRef<'_> {
+        TickRef {
+            symbol: &self.symbol,
+            exchange: &self.exchange,
+            ts_ms: self.ts_ms,
+            price: self.price,
+            size: self.size,
+            side: self.side,
+            trade_id: self.trade_id.as_deref().map(TradeIdRef::Text),
+            pos: self.pos,
+        }
+    }
+
     /// Serialises the tick in the wire format (without its source position).
     pub fn to_json(&self) -> String {
         serde_json::to_string(&WireTick {

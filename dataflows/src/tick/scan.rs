@@ -13,7 +13,7 @@
 //! the last value, as serde_json's map does). A unit test and the fuzz
 //! target `tick_scan` compare the two on random and mutated payloads.
 
-use super::{check, Position, Side, Tick, ValidationLimits};
+use super::{check, Position, Side, Tick, TickRef, TradeIdRef, ValidationLimits};
 use crate::num::F64;
 
 /// A scalar JSON value, as the bytes between its delimiters.
@@ -214,6 +214,15 @@ fn text(v: Option<Scalar<'_>>) -> Option<&str> {
 /// The tick in `payload` if it is a flat, valid tick the scanner is sure of;
 /// None means "ask the reference decoder", never "reject".
 pub fn decode_fast(payload: &[u8], pos: Position, limits: ValidationLimits) -> Option<Tick> {
+    decode_fast_ref(payload, pos, limits).map(|t| t.to_tick())
+}
+
+/// [`decode_fast`], the tick borrowed from `payload`.
+pub fn decode_fast_ref(
+    payload: &[u8],
+    pos: Position,
+    limits: ValidationLimits,
+) -> Option<TickRef<'_>> {
     let f = fields(payload)?;
     let symbol = text(f.symbol)?;
     check::symbol(symbol).ok()?;
@@ -232,14 +241,14 @@ pub fn decode_fast(payload: &[u8], pos: Position, limits: ValidationLimits) -> O
     };
     let trade_id = match f.trade_id {
         None | Some(Scalar::Null) => None,
-        Some(Scalar::Str(s)) => Some(s.to_string()),
-        Some(Scalar::Num(n)) => Some(plain_u64(n)?.to_string()),
+        Some(Scalar::Str(s)) => Some(TradeIdRef::Text(s)),
+        Some(Scalar::Num(n)) => Some(TradeIdRef::Number(plain_u64(n)?)),
         Some(Scalar::Bool) => return None,
     };
     check::time(ts_ms, limits).ok()?;
-    Some(Tick {
-        symbol: symbol.to_string(),
-        exchange: exchange.to_string(),
+    Some(TickRef {
+        symbol,
+        exchange,
         ts_ms,
         price: F64(price),
         size: F64(size),
@@ -277,6 +286,8 @@ mod tests {
                 String::from_utf8_lossy(payload)
             );
             assert_eq!(t.price.0.to_bits(), reference.unwrap().price.0.to_bits());
+            // The borrowed form the source folds into bars says the same.
+            assert_eq!(&t.view().to_tick(), t);
         }
         fast.is_some()
     }
