@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use cryptoflow::broker::Broker;
+use cryptoflow::broker::{free_port, Broker};
 
 #[derive(Parser)]
 struct Args {
@@ -75,9 +75,7 @@ fn layout(s: &str) -> Result<(usize, usize), String> {
 /// right now (a cluster's timely ports are base, base + 1, …).
 fn free_ports(count: u16) -> anyhow::Result<u16> {
     for _ in 0..100 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let base = free_port()?;
         if base < 65_000
             && (1..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
         {
@@ -174,7 +172,7 @@ fn replay_once(
                 &free_ports(processes as u16)?.to_string(),
             ])
             .arg("--")
-            .args(["--http", &format!("127.0.0.1:{}", free_ports(1)?)]);
+            .args(["--http", &format!("127.0.0.1:{}", free_port()?)]);
     }
     cmd.args(["--brokers", brokers, "--topic", topic])
         .args(["--until-end", "--data-dir"])
