@@ -21,7 +21,9 @@ pub fn cryptoflow_bin() -> anyhow::Result<PathBuf> {
 
 /// The bare consumer ceiling on `workers` threads: each reads its share
 /// of the partitions to their end with the pipeline's reader and decodes
-/// every record into a tick (historical times: nothing is in the future).
+/// every record as the run's source does: the borrowed scanner
+/// (`decode_fast_ref`), and the reference decoder for what it declines
+/// (historical times: nothing is in the future).
 /// (records read, rejects, seconds). A reader that has not reached the
 /// end of its partitions in ten minutes is an error, not a hang.
 pub fn consumer_ceiling(
@@ -64,8 +66,15 @@ pub fn consumer_ceiling(
                     for e in &events {
                         if let SourceEvent::Record(r) = e {
                             records += 1;
-                            let tick = dataflows::tick::decode(&r.payload, r.pos, limits);
-                            rejects += u64::from(std::hint::black_box(tick).is_err());
+                            use dataflows::tick::{decode_fast_ref, decode_reference};
+                            let rejected = match decode_fast_ref(&r.payload, r.pos, limits) {
+                                Some(tick) => {
+                                    std::hint::black_box(tick);
+                                    false
+                                }
+                                None => decode_reference(&r.payload, r.pos, limits).is_err(),
+                            };
+                            rejects += u64::from(rejected);
                         }
                     }
                 }
@@ -82,4 +91,20 @@ pub fn consumer_ceiling(
         rejects += j;
     }
     Ok((records, rejects, start.elapsed().as_secs_f64()))
+}
+
+/// A `kB` field of `/proc/<pid>/status` in MB (`pid` "self" for this
+/// process), e.g. `VmHWM:` (peak resident) or `VmRSS:`. None when the
+/// process is gone or the field is missing.
+pub fn status_mb(pid: &str, key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }

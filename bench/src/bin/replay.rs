@@ -18,7 +18,7 @@
 //! each `run`, this process reads the topic as bare consumers would, one
 //! thread per worker with the run's own partition assignment and reader
 //! (`KafkaReader`, which copies each payload out of librdkafka as the
-//! run's does), and only parses and validates each record (`decode`;
+//! run's does), and only parses and validates each record (as the source;
 //! [`cryptoflow_bench::consumer_ceiling`], shared with the throughput
 //! bench). It prints a `"bench": "consumer"` line, and the run's line
 //! carries `of_ceiling`, its ticks/s over the consumer's. The consumer's
@@ -31,8 +31,9 @@
 //! processes; the launcher gives every process but the first `--no-http`
 //! itself, so the first serves HTTP on a free loopback port (a single
 //! process runs with `--no-http`; serving costs nothing measurable when
-//! nobody asks, see the README's dashboard throughput). A cluster's peak memory is the sum of each process's own
-//! peak (launcher included), an upper bound on what they held at once.
+//! nobody asks, see the README's dashboard throughput). A cluster's
+//! peak memory is the sum of each process's own peak (launcher
+//! included), an upper bound on what they held at once.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -103,10 +104,7 @@ fn write_prefix(input: &Path, n: usize, out: &Path) -> anyhow::Result<()> {
 
 /// Peak resident memory of a live process, MiB (None once it is gone).
 fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    cryptoflow_bench::status_mb(&pid.to_string(), "VmHWM:")
 }
 
 /// Samples the peak resident memory of `pid` and its live descendants

@@ -148,16 +148,7 @@ fn rss_peak_mb() -> Option<f64> {
 
 /// A memory line of /proc/self/status, in MB; None off Linux.
 fn status_mb(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some((kb / 1024.0).round())
+    cryptoflow_bench::status_mb("self", key).map(f64::round)
 }
 
 struct Run<'a> {
